@@ -1,0 +1,77 @@
+"""Typed settings for the service, read from the environment with the prefix PX_."""
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PX_", env_file=".env", extra="ignore")
+
+    # server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    api_key: str | None = Field(
+        default=None, description="When set, every request must send it as X-API-Key."
+    )
+    log_level: str = "INFO"
+
+    # storage
+    database_url: str = "sqlite+aiosqlite:///./data/parallel-exec.db"
+    database_echo: bool = False
+
+    # runners
+    profiles_path: Path | None = Field(
+        default=None, description="TOML file with the operator's agent profiles."
+    )
+    default_profile: str = "simulated"
+    simulated_time_scale: float = Field(default=1.0, ge=0.0, le=100.0)
+    workdir_root: Path = Path("./data/runs")
+    max_output_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_log_line_bytes: int = Field(default=4096, ge=64)
+    max_log_events_per_run: int = Field(default=1000, ge=1)
+    kill_grace_seconds: float = Field(default=2.0, ge=0.0)
+
+    # limits
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_task_chars: int = Field(default=10_000, ge=10)
+    max_plan_steps: int = Field(default=500, ge=1)
+    max_parallel_default: int = Field(default=4, ge=1)
+    max_parallel_limit: int = Field(default=64, ge=1)
+    server_max_parallel: int = Field(default=32, ge=1)
+    step_timeout_default_seconds: float = Field(default=600.0, gt=0)
+    step_timeout_max_seconds: float = Field(default=24 * 3600.0, gt=0)
+    execution_timeout_default_seconds: float = Field(default=3600.0, gt=0)
+    execution_timeout_max_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    cancel_wait_seconds: float = Field(default=10.0, ge=0)
+    page_size_default: int = Field(default=50, ge=1)
+    page_size_max: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def refuse_unsafe_combinations(self) -> "Settings":
+        if not _is_loopback(self.host) and not self.api_key:
+            raise ValueError(
+                f"PX_HOST={self.host} listens beyond this machine; set PX_API_KEY too"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
