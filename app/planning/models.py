@@ -1,0 +1,88 @@
+"""The words of planning: agents, task types, modes, steps and plans."""
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+class Agent(StrEnum):
+    explore = "explore"
+    researcher = "researcher"
+    architect = "architect"
+    builder = "builder"
+    ui = "ui"
+    integrations = "integrations"
+    refactor = "refactor"
+    quality = "quality"
+    security = "security"
+    docs = "docs"
+    reviewer = "reviewer"
+
+
+class TaskType(StrEnum):
+    implement = "implement"
+    extend = "extend"
+    fix = "fix"
+    refactor = "refactor"
+    research = "research"
+    test = "test"
+    docs = "docs"
+    security = "security"
+    ui = "ui"
+    integration = "integration"
+
+
+class Mode(StrEnum):
+    """How the planner builds a plan."""
+
+    auto = "auto"  # decompose when the task has two or more sub-goals, else chain
+    chain = "chain"  # the template of the task type
+    decompose = "decompose"  # one builder branch per sub-goal
+    explicit = "explicit"  # the caller gave the steps; the planner only checks them
+
+
+class StepSpec(BaseModel):
+    """One step as a caller or a template describes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(
+        pattern=STEP_ID_PATTERN, description="Stable slug, unique in a plan."
+    )
+    agent: Agent
+    title: str = Field(default="", max_length=200)
+    instructions: str = Field(default="", max_length=20_000)
+    depends_on: list[str] = Field(default_factory=list, max_length=500)
+    estimate_ms: int | None = Field(default=None, ge=0, le=7 * 24 * 3600 * 1000)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class PlannedStep(BaseModel):
+    """A step of a checked plan, with its resolved estimate and its phase."""
+
+    id: str
+    agent: Agent
+    title: str
+    instructions: str
+    depends_on: list[str]
+    estimate_ms: int
+    timeout_s: float | None
+    phase: int = Field(
+        description="Depth in the graph: 0 for steps with no dependency."
+    )
+
+
+class Plan(BaseModel):
+    """A checked dependency graph of steps with its phases and estimated figures."""
+
+    mode: Mode
+    task_type: TaskType | None
+    steps: list[PlannedStep] = Field(description="In a topological order.")
+    phases: list[list[str]] = Field(description="Step ids at each depth of the graph.")
+    critical_path: list[str]
+    critical_path_ms: int
+    sequential_ms: int = Field(description="Sum of all estimates: one step at a time.")
+    parallel_ms: int = Field(description="Estimated wall time under max_parallel.")
+    estimated_savings_ms: int
