@@ -1,0 +1,1 @@
+"""Runners: the backends that carry out one agent's step each."""

@@ -1,0 +1,1 @@
+"""Tests of the runners: simulated, command and the profiles that pick them."""
