@@ -1,0 +1,165 @@
+"""Reads and writes of executions and everything they own, on one session.
+
+The repository flushes, never commits: the caller's unit of work decides.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import ExecutionNotFound
+from app.execution.status import (
+    EXECUTION_TRANSITIONS,
+    RUN_TRANSITIONS,
+    STEP_TRANSITIONS,
+    check_transition,
+)
+from app.storage.models import (
+    EventRow,
+    ExecutionRow,
+    PlanStepRow,
+    RunRow,
+    SharedStateRow,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ExecutionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # executions
+
+    async def get(self, execution_id: str) -> ExecutionRow:
+        row = await self.session.get(ExecutionRow, execution_id)
+        if row is None:
+            raise ExecutionNotFound(
+                f"no execution with id '{execution_id}'", execution_id=execution_id
+            )
+        return row
+
+    async def page(
+        self, *, status: str | None, limit: int, offset: int
+    ) -> tuple[Sequence[ExecutionRow], int]:
+        query = select(ExecutionRow)
+        if status is not None:
+            query = query.where(ExecutionRow.status == status)
+        total = await self.session.scalar(
+            select(func.count()).select_from(query.subquery())
+        )
+        ordered = query.order_by(ExecutionRow.created_at.desc(), ExecutionRow.id)
+        rows = await self.session.scalars(ordered.limit(limit).offset(offset))
+        return rows.all(), total or 0
+
+    async def unfinished(self) -> Sequence[ExecutionRow]:
+        rows = await self.session.scalars(
+            select(ExecutionRow).where(ExecutionRow.status.in_(["accepted", "running"]))
+        )
+        return rows.all()
+
+    def set_status(self, row: ExecutionRow, target: str, **fields: Any) -> None:
+        check_transition("execution", EXECUTION_TRANSITIONS, row.status, target)
+        row.status = target
+        for name, value in fields.items():
+            setattr(row, name, value)
+
+    # steps and runs
+
+    async def steps(self, execution_id: str) -> Sequence[PlanStepRow]:
+        rows = await self.session.scalars(
+            select(PlanStepRow)
+            .where(PlanStepRow.execution_id == execution_id)
+            .order_by(PlanStepRow.position)
+        )
+        return rows.all()
+
+    async def set_step_status(
+        self, execution_id: str, step_id: str, target: str
+    ) -> None:
+        row = await self.session.get(PlanStepRow, (execution_id, step_id))
+        assert row is not None, (execution_id, step_id)
+        check_transition("step", STEP_TRANSITIONS, row.status, target)
+        row.status = target
+
+    async def runs(self, execution_id: str) -> Sequence[RunRow]:
+        rows = await self.session.scalars(
+            select(RunRow)
+            .where(RunRow.execution_id == execution_id)
+            .order_by(RunRow.started_at, RunRow.step_id)
+        )
+        return rows.all()
+
+    async def finish_run(self, run_id: str, target: str, **fields: Any) -> RunRow:
+        row = await self.session.get(RunRow, run_id)
+        assert row is not None, run_id
+        check_transition("run", RUN_TRANSITIONS, row.status, target)
+        row.status = target
+        for name, value in fields.items():
+            setattr(row, name, value)
+        return row
+
+    # events
+
+    async def append_event(
+        self, execution_id: str, type: str, step_id: str | None, data: dict[str, Any]
+    ) -> EventRow:
+        """Append one event with the execution's next ``seq``."""
+        seq = await self.session.scalar(
+            update(ExecutionRow)
+            .where(ExecutionRow.id == execution_id)
+            .values(last_seq=ExecutionRow.last_seq + 1)
+            .returning(ExecutionRow.last_seq)
+        )
+        assert seq is not None, execution_id
+        row = EventRow(
+            execution_id=execution_id,
+            seq=seq,
+            type=type,
+            step_id=step_id,
+            data=data,
+            created_at=utcnow(),
+        )
+        self.session.add(row)
+        return row
+
+    async def events_after(
+        self, execution_id: str, after_seq: int, limit: int
+    ) -> Sequence[EventRow]:
+        rows = await self.session.scalars(
+            select(EventRow)
+            .where(EventRow.execution_id == execution_id, EventRow.seq > after_seq)
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
+        return rows.all()
+
+    # shared state
+
+    async def state(self, execution_id: str) -> Sequence[SharedStateRow]:
+        rows = await self.session.scalars(
+            select(SharedStateRow)
+            .where(SharedStateRow.execution_id == execution_id)
+            .order_by(SharedStateRow.key)
+        )
+        return rows.all()
+
+    async def put_state(
+        self, execution_id: str, key: str, value: Any, *, step_id: str, run_id: str
+    ) -> SharedStateRow:
+        """Replace one key's value and bump its version."""
+        row = await self.session.get(SharedStateRow, (execution_id, key))
+        if row is None:
+            row = SharedStateRow(execution_id=execution_id, key=key, version=0)
+            self.session.add(row)
+        row.value = value
+        row.version += 1
+        row.updated_by_step = step_id
+        row.updated_by_run = run_id
+        row.updated_at = utcnow()
+        return row
