@@ -1,0 +1,39 @@
+"""Live fan-out of committed events to the readers in this process.
+
+The database is the source of truth; the broker only wakes readers early. A
+subscriber gets every event published after it subscribed, in publish order, and
+checks ``seq`` against what it has already sent to fill any gap from the table.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from app.events.types import EventRead
+
+
+class Broker:
+    def __init__(self) -> None:
+        self._queues: dict[str, set[asyncio.Queue[EventRead]]] = defaultdict(set)
+
+    @contextmanager
+    def subscribe(self, execution_id: str) -> Iterator[asyncio.Queue[EventRead]]:
+        """A queue that receives the execution's events while the block runs."""
+        queue: asyncio.Queue[EventRead] = asyncio.Queue()
+        self._queues[execution_id].add(queue)
+        try:
+            yield queue
+        finally:
+            queues = self._queues[execution_id]
+            queues.discard(queue)
+            if not queues:
+                del self._queues[execution_id]
+
+    def publish(self, events: list[EventRead]) -> None:
+        for event in events:
+            for queue in self._queues.get(event.execution_id, ()):
+                queue.put_nowait(event)
+
+    def subscriber_count(self, execution_id: str) -> int:
+        return len(self._queues.get(execution_id, ()))

@@ -1,0 +1,39 @@
+"""Event types and the event as readers see it."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class EventType(StrEnum):
+    execution_accepted = "execution.accepted"
+    execution_planned = "execution.planned"
+    execution_started = "execution.started"
+    execution_finished = "execution.finished"
+    phase_started = "phase.started"
+    phase_finished = "phase.finished"
+    step_started = "step.started"
+    step_log = "step.log"
+    step_succeeded = "step.succeeded"
+    step_failed = "step.failed"
+    step_skipped = "step.skipped"
+    step_timed_out = "step.timed_out"
+    step_cancelled = "step.cancelled"
+    state_updated = "state.updated"
+
+
+class EventRead(BaseModel):
+    """One append-only progress record; ``seq`` counts from 1 with no gap."""
+
+    execution_id: str
+    seq: int
+    type: EventType
+    step_id: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def is_final(self) -> bool:
+        return self.type == EventType.execution_finished

@@ -1,0 +1,81 @@
+"""The one place state changes are written: each with its events, in one transaction.
+
+``Recorder.change()`` opens a unit of work; the events appended in it are
+published to live readers only after it commits, so a reader never sees an event
+whose state change was rolled back.
+"""
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from app.events.broker import Broker
+from app.events.types import EventRead, EventType
+from app.storage.database import Database
+from app.storage.models import EventRow
+from app.storage.repository import ExecutionRepository
+
+
+def event_read(row: EventRow) -> EventRead:
+    return EventRead(
+        execution_id=row.execution_id,
+        seq=row.seq,
+        type=EventType(row.type),
+        step_id=row.step_id,
+        data=row.data,
+        created_at=row.created_at,
+    )
+
+
+class Change:
+    """A unit of work on one execution: repository access plus appended events."""
+
+    def __init__(self, repository: ExecutionRepository, execution_id: str) -> None:
+        self.repository = repository
+        self.execution_id = execution_id
+        self.events: list[EventRow] = []
+
+    async def event(
+        self, type: EventType, step_id: str | None = None, **data: Any
+    ) -> None:
+        row = await self.repository.append_event(
+            self.execution_id, type.value, step_id, data
+        )
+        self.events.append(row)
+
+
+class Recorder:
+    def __init__(self, database: Database, broker: Broker) -> None:
+        self.database = database
+        self.broker = broker
+
+    @asynccontextmanager
+    async def change(self, execution_id: str) -> AsyncIterator[Change]:
+        """Commit the block's writes and events together, then publish the events."""
+        async with self.database.transaction() as session:
+            change = Change(ExecutionRepository(session), execution_id)
+            yield change
+        self.broker.publish([event_read(row) for row in change.events])
+
+
+def clean_text(text: str, max_bytes: int) -> str:
+    """Text safe for every database: no NUL, valid UTF-8, at most max_bytes."""
+    text = text.replace("\x00", "\ufffd")
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= max_bytes:
+        return data.decode("utf-8")
+    cut = data[:max_bytes].decode("utf-8", errors="ignore")
+    return f"{cut}... [truncated {len(data) - len(cut.encode())} bytes]"
+
+
+def bounded_json(value: Any, max_bytes: int) -> Any:
+    """The value if its JSON fits in max_bytes, else a truncated preview."""
+    encoded = json.dumps(value, default=str, ensure_ascii=True)
+    if len(encoded) <= max_bytes:
+        return json.loads(encoded)
+    return {
+        "truncated": True,
+        "size_bytes": len(encoded),
+        "preview": encoded[: max_bytes // 2],
+    }

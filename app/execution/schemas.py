@@ -1,0 +1,159 @@
+"""What callers send and read: execution requests, executions, runs, pages."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.events.types import EventRead
+from app.execution.status import ExecutionStatus, RunStatus, StepStatus
+from app.planning.models import Agent, Mode, Plan, StepSpec, TaskType
+
+
+class ExecutionConfig(BaseModel):
+    """How to plan and run a task; omitted fields take the server's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = Field(default=Mode.auto, description="auto, chain or decompose.")
+    parallel: bool = Field(default=True, description="False runs one step at a time.")
+    dry_run: bool = Field(default=False, description="Plan and store, run nothing.")
+    fail_fast: bool = Field(
+        default=True, description="Stop everything at the first failed step."
+    )
+    max_parallel: int | None = Field(default=None, ge=1)
+    step_timeout_s: float | None = Field(default=None, gt=0)
+    execution_timeout_s: float | None = Field(default=None, gt=0)
+    profile: str | None = Field(default=None, max_length=64)
+
+
+class PlanInput(BaseModel):
+    """An explicit plan: the planner is skipped and the steps are only checked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[StepSpec]
+
+
+class ExecutionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, description="The task in plain words.")
+    config: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    plan: PlanInput | None = None
+
+
+class ExecutionResult(BaseModel):
+    """Measured figures of a finished execution."""
+
+    status: ExecutionStatus
+    total_time_ms: int = Field(description="Wall time from start to finish.")
+    agent_time_ms: int = Field(description="Sum of the durations of all runs.")
+    measured_savings_ms: int = Field(description="Agent time minus wall time.")
+    speedup: float | None = Field(description="Agent time over wall time.")
+    parallel_groups_executed: int = Field(description="Phases in which a step ran.")
+    critical_path_taken: list[str]
+    estimated_savings_ms: int
+    runs_by_status: dict[str, int]
+    steps_by_status: dict[str, int]
+
+
+class StepRead(BaseModel):
+    id: str
+    agent: Agent
+    title: str
+    instructions: str
+    depends_on: list[str]
+    estimate_ms: int
+    timeout_s: float | None
+    phase: int
+    status: StepStatus
+
+
+class PlanRead(BaseModel):
+    execution_id: str
+    mode: Mode
+    task_type: TaskType | None
+    steps: list[StepRead]
+    phases: list[list[str]]
+    critical_path: list[str]
+    critical_path_ms: int
+    sequential_ms: int
+    parallel_ms: int
+    estimated_savings_ms: int
+    description: str = Field(description="The plan as a readable phase listing.")
+
+
+class ExecutionRead(BaseModel):
+    id: str
+    task: str
+    task_type: TaskType | None
+    status: ExecutionStatus
+    dry_run: bool
+    profile: str
+    config: ExecutionConfig
+    reason: str | None = Field(description="Why it ended as it did, when not plain.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_seq: int
+    estimated_savings_ms: int
+    result: ExecutionResult | None
+    plan: PlanRead | None = Field(
+        default=None, description="Included when the execution is created."
+    )
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunRead(BaseModel):
+    id: str
+    step_id: str
+    attempt: int
+    agent: Agent
+    runner: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: int | None
+    output: Any | None
+    error: str | None
+    details: dict[str, Any] | None
+
+
+class EventPage(BaseModel):
+    items: list[EventRead]
+    next_after_seq: int = Field(description="Pass as after_seq to read on.")
+    finished: bool = Field(description="True once the final event has been read.")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def plan_figures(plan: Plan) -> dict[str, Any]:
+    """The plan's figures as stored on the execution row."""
+    return plan.model_dump(include=_PLAN_FIGURES, mode="json")
+
+
+_PLAN_FIGURES = {
+    "mode",
+    "task_type",
+    "phases",
+    "critical_path",
+    "critical_path_ms",
+    "sequential_ms",
+    "parallel_ms",
+    "estimated_savings_ms",
+}

@@ -1,0 +1,418 @@
+"""Executions as the API sees them: submit, read, cancel."""
+
+import logging
+import uuid
+from typing import Any
+
+from app.errors import (
+    ExecutionConflict,
+    InvalidRequest,
+    PlanTooLarge,
+    TaskTooLong,
+)
+from app.events.types import EventType
+from app.execution.executor import Executor, LoopConfig, StepPlan
+from app.execution.recorder import Recorder, event_read
+from app.execution.schemas import (
+    EventPage,
+    ExecutionConfig,
+    ExecutionCreate,
+    ExecutionPage,
+    ExecutionRead,
+    ExecutionResult,
+    PlanRead,
+    RunRead,
+    StepRead,
+    plan_figures,
+)
+from app.execution.status import (
+    FINISHED_EXECUTION,
+    ExecutionStatus,
+    RunStatus,
+    StepStatus,
+)
+from app.planning import describe, make_plan
+from app.planning.graph import remaining_path_ms
+from app.planning.models import Plan
+from app.runners.profiles import ProfileRegistry
+from app.settings import Settings
+from app.storage.database import Database
+from app.storage.models import ExecutionRow, PlanStepRow
+from app.storage.repository import ExecutionRepository, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class ExecutionService:
+    def __init__(
+        self,
+        database: Database,
+        recorder: Recorder,
+        executor: Executor,
+        registry: ProfileRegistry,
+        settings: Settings,
+    ) -> None:
+        self.database = database
+        self.recorder = recorder
+        self.executor = executor
+        self.registry = registry
+        self.settings = settings
+
+    # submit
+
+    async def submit(self, request: ExecutionCreate) -> ExecutionRead:
+        """Plan the task, store the execution, and start it unless it is a dry run."""
+        config = self._resolve(request)
+        plan = self._plan(request, config)
+        execution_id = str(uuid.uuid4())
+        status = ExecutionStatus.planned if config.dry_run else ExecutionStatus.accepted
+
+        async with self.recorder.change(execution_id) as change:
+            execution = _execution_row(execution_id, request.task, config, plan, status)
+            change.repository.session.add(execution)
+            change.repository.session.add_all(_step_rows(execution_id, plan))
+            await change.repository.session.flush()
+            await change.event(EventType.execution_accepted, dry_run=config.dry_run)
+            await change.event(EventType.execution_planned, **plan_figures(plan))
+            if config.dry_run:
+                execution.finished_at = utcnow()
+                await change.event(
+                    EventType.execution_finished, status=status.value, reason="dry run"
+                )
+                execution.reason = "dry run"
+
+        logger.info(
+            "execution.accepted",
+            extra={
+                "execution_id": execution_id,
+                "steps": len(plan.steps),
+                "dry_run": config.dry_run,
+            },
+        )
+        if not config.dry_run:
+            self.executor.start(
+                execution_id,
+                request.task,
+                _step_plans(plan),
+                _loop_config(config, plan),
+            )
+        read = await self.get(execution_id)
+        read.plan = _plan_read(execution_id, plan, {})
+        return read
+
+    def _resolve(self, request: ExecutionCreate) -> ExecutionConfig:
+        """The request's config with every default filled in and every limit checked."""
+        settings = self.settings
+        if len(request.task) > settings.max_task_chars:
+            raise TaskTooLong(
+                f"task is {len(request.task)} characters; "
+                f"the limit is {settings.max_task_chars}",
+                length=len(request.task),
+                limit=settings.max_task_chars,
+            )
+        config = request.config.model_copy()
+        config.profile = config.profile or settings.default_profile
+        self.registry.get(config.profile)
+        config.max_parallel = config.max_parallel or settings.max_parallel_default
+        if config.max_parallel > settings.max_parallel_limit:
+            raise InvalidRequest(
+                f"max_parallel {config.max_parallel} is above the server's limit "
+                f"of {settings.max_parallel_limit}",
+                field="config.max_parallel",
+                limit=settings.max_parallel_limit,
+            )
+        if not config.parallel:
+            config.max_parallel = 1
+        config.step_timeout_s = _capped(
+            config.step_timeout_s,
+            settings.step_timeout_default_seconds,
+            settings.step_timeout_max_seconds,
+            "config.step_timeout_s",
+        )
+        config.execution_timeout_s = _capped(
+            config.execution_timeout_s,
+            settings.execution_timeout_default_seconds,
+            settings.execution_timeout_max_seconds,
+            "config.execution_timeout_s",
+        )
+        return config
+
+    def _plan(self, request: ExecutionCreate, config: ExecutionConfig) -> Plan:
+        steps = request.plan.steps if request.plan else None
+        if steps is not None and len(steps) > self.settings.max_plan_steps:
+            raise PlanTooLarge(
+                f"plan has {len(steps)} steps; the limit is "
+                f"{self.settings.max_plan_steps}",
+                steps=len(steps),
+                limit=self.settings.max_plan_steps,
+            )
+        for step in steps or ():
+            if (
+                step.timeout_s
+                and step.timeout_s > self.settings.step_timeout_max_seconds
+            ):
+                raise InvalidRequest(
+                    f"step {step.id} has timeout_s {step.timeout_s:g}; the limit is "
+                    f"{self.settings.step_timeout_max_seconds:g}",
+                    step_id=step.id,
+                )
+        return make_plan(
+            request.task,
+            mode=config.mode,
+            steps=steps,
+            max_parallel=config.max_parallel or 1,
+            parallel=config.parallel,
+            max_steps=self.settings.max_plan_steps,
+        )
+
+    # read
+
+    async def get(self, execution_id: str) -> ExecutionRead:
+        async with self.database.reader() as session:
+            row = await ExecutionRepository(session).get(execution_id)
+        return _execution_read(row)
+
+    async def page(
+        self, *, status: ExecutionStatus | None, limit: int | None, offset: int
+    ) -> ExecutionPage:
+        limit = min(
+            limit or self.settings.page_size_default, self.settings.page_size_max
+        )
+        async with self.database.reader() as session:
+            rows, total = await ExecutionRepository(session).page(
+                status=status.value if status else None, limit=limit, offset=offset
+            )
+        items = [_execution_read(row) for row in rows]
+        return ExecutionPage(items=items, total=total, limit=limit, offset=offset)
+
+    async def plan(self, execution_id: str) -> PlanRead:
+        async with self.database.reader() as session:
+            repository = ExecutionRepository(session)
+            row = await repository.get(execution_id)
+            steps = await repository.steps(execution_id)
+        plan = Plan(steps=[_planned_step(step) for step in steps], **row.plan_figures)
+        return _plan_read(row.id, plan, {step.step_id: step.status for step in steps})
+
+    async def runs(self, execution_id: str) -> list[RunRead]:
+        async with self.database.reader() as session:
+            repository = ExecutionRepository(session)
+            await repository.get(execution_id)
+            rows = await repository.runs(execution_id)
+        return [RunRead.model_validate(row, from_attributes=True) for row in rows]
+
+    async def events(
+        self, execution_id: str, *, after_seq: int, limit: int | None
+    ) -> EventPage:
+        limit = min(limit or self.settings.page_size_max, self.settings.page_size_max)
+        async with self.database.reader() as session:
+            repository = ExecutionRepository(session)
+            await repository.get(execution_id)
+            rows = await repository.events_after(execution_id, after_seq, limit)
+        items = [event_read(row) for row in rows]
+        return EventPage(
+            items=items,
+            next_after_seq=items[-1].seq if items else after_seq,
+            finished=bool(items) and items[-1].is_final,
+        )
+
+    # cancel
+
+    async def cancel(self, execution_id: str) -> ExecutionRead:
+        """Stop a running execution; a finished one is a conflict."""
+        current = await self.get(execution_id)
+        if current.status in FINISHED_EXECUTION:
+            raise ExecutionConflict(
+                f"execution {execution_id} is already {current.status.value}; "
+                "only an accepted or running execution can be cancelled",
+                execution_id=execution_id,
+                status=current.status.value,
+            )
+        if self.executor.owns(execution_id):
+            await self.executor.stop(
+                execution_id,
+                ExecutionStatus.cancelled,
+                "cancelled by request",
+                self.settings.cancel_wait_seconds,
+            )
+        else:
+            await self.close_orphan(
+                execution_id, ExecutionStatus.cancelled, "cancelled by request"
+            )
+        return await self.get(execution_id)
+
+    async def close_orphans(self) -> int:
+        """End executions left unfinished by a previous process of this service."""
+        async with self.database.reader() as session:
+            rows = await ExecutionRepository(session).unfinished()
+        reason = "interrupted: the service stopped while it ran"
+        for row in rows:
+            await self.close_orphan(row.id, ExecutionStatus.failed, reason)
+        return len(rows)
+
+    async def close_orphan(
+        self, execution_id: str, status: ExecutionStatus, reason: str
+    ) -> None:
+        """End an execution no loop of this process owns, closing its open runs."""
+        async with self.recorder.change(execution_id) as change:
+            repository = change.repository
+            row = await repository.get(execution_id)
+            if row.status in FINISHED_EXECUTION:
+                return
+            for run in await repository.runs(execution_id):
+                if run.status == RunStatus.running:
+                    await repository.finish_run(
+                        run.id, RunStatus.cancelled, finished_at=utcnow(), error=reason
+                    )
+            for step in await repository.steps(execution_id):
+                target = _orphan_step_status(step.status)
+                if target is None:
+                    continue
+                await repository.set_step_status(execution_id, step.step_id, target)
+                event = (
+                    EventType.step_cancelled
+                    if target == StepStatus.cancelled
+                    else EventType.step_skipped
+                )
+                await change.event(event, step.step_id, reason=reason)
+            repository.set_status(row, status, finished_at=utcnow(), reason=reason)
+            await change.event(
+                EventType.execution_finished, status=status.value, reason=reason
+            )
+
+
+def _orphan_step_status(status: str) -> StepStatus | None:
+    if status == StepStatus.running:
+        return StepStatus.cancelled
+    if status == StepStatus.pending:
+        return StepStatus.skipped
+    return None
+
+
+def _capped(value: float | None, default: float, limit: float, field: str) -> float:
+    if value is None:
+        return default
+    if value > limit:
+        raise InvalidRequest(
+            f"{field} is {value:g}; the limit is {limit:g}", field=field, limit=limit
+        )
+    return value
+
+
+def _execution_row(
+    execution_id: str,
+    task: str,
+    config: ExecutionConfig,
+    plan: Plan,
+    status: ExecutionStatus,
+) -> ExecutionRow:
+    return ExecutionRow(
+        id=execution_id,
+        task=task,
+        task_type=plan.task_type.value if plan.task_type else None,
+        mode=plan.mode.value,
+        profile=config.profile,
+        config=config.model_dump(mode="json"),
+        plan_figures=plan_figures(plan),
+        status=status.value,
+        dry_run=config.dry_run,
+        last_seq=0,
+        created_at=utcnow(),
+    )
+
+
+def _step_rows(execution_id: str, plan: Plan) -> list[PlanStepRow]:
+    return [
+        PlanStepRow(
+            execution_id=execution_id,
+            step_id=step.id,
+            position=position,
+            agent=step.agent.value,
+            title=step.title,
+            instructions=step.instructions,
+            depends_on=step.depends_on,
+            estimate_ms=step.estimate_ms,
+            timeout_s=step.timeout_s,
+            phase=step.phase,
+            status=StepStatus.pending.value,
+        )
+        for position, step in enumerate(plan.steps)
+    ]
+
+
+def _step_plans(plan: Plan) -> list[StepPlan]:
+    priority = remaining_path_ms(plan.steps)
+    return [
+        StepPlan(
+            id=step.id,
+            agent=step.agent.value,
+            title=step.title,
+            instructions=step.instructions,
+            depends_on=step.depends_on,
+            estimate_ms=step.estimate_ms,
+            timeout_s=step.timeout_s,
+            phase=step.phase,
+            priority=priority[step.id],
+        )
+        for step in plan.steps
+    ]
+
+
+def _loop_config(config: ExecutionConfig, plan: Plan) -> LoopConfig:
+    assert config.max_parallel and config.step_timeout_s and config.execution_timeout_s
+    assert config.profile
+    return LoopConfig(
+        max_parallel=config.max_parallel,
+        fail_fast=config.fail_fast,
+        step_timeout_s=config.step_timeout_s,
+        execution_timeout_s=config.execution_timeout_s,
+        profile=config.profile,
+        estimated_savings_ms=plan.estimated_savings_ms,
+    )
+
+
+def _execution_read(row: ExecutionRow) -> ExecutionRead:
+    return ExecutionRead(
+        id=row.id,
+        task=row.task,
+        task_type=row.task_type,
+        status=ExecutionStatus(row.status),
+        dry_run=row.dry_run,
+        profile=row.profile,
+        config=ExecutionConfig.model_validate(row.config),
+        reason=row.reason,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        last_seq=row.last_seq,
+        estimated_savings_ms=row.plan_figures["estimated_savings_ms"],
+        result=ExecutionResult.model_validate(row.result) if row.result else None,
+    )
+
+
+def _plan_read(execution_id: str, plan: Plan, statuses: dict[str, str]) -> PlanRead:
+    steps = [
+        StepRead(
+            **step.model_dump(),
+            status=StepStatus(statuses.get(step.id, StepStatus.pending)),
+        )
+        for step in plan.steps
+    ]
+    return PlanRead(
+        execution_id=execution_id,
+        steps=steps,
+        description=describe(plan),
+        **plan_figures(plan),
+    )
+
+
+def _planned_step(step: PlanStepRow) -> dict[str, Any]:
+    return {
+        "id": step.step_id,
+        "agent": step.agent,
+        "title": step.title,
+        "instructions": step.instructions,
+        "depends_on": step.depends_on,
+        "estimate_ms": step.estimate_ms,
+        "timeout_s": step.timeout_s,
+        "phase": step.phase,
+    }
