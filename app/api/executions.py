@@ -1,0 +1,127 @@
+"""Execution routes: submit, list, read, cancel, and the live event stream."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, WebSocket
+
+from app.api.deps import Service, require_api_key
+from app.events.stream import stream_events
+from app.execution.schemas import (
+    ErrorBody,
+    EventPage,
+    ExecutionCreate,
+    ExecutionPage,
+    ExecutionRead,
+    PlanRead,
+    RunRead,
+)
+from app.execution.status import ExecutionStatus
+
+ERRORS = {
+    401: {"model": ErrorBody, "description": "Missing or wrong API key."},
+    404: {"model": ErrorBody, "description": "No such execution."},
+    422: {"model": ErrorBody, "description": "The request is not valid."},
+}
+
+router = APIRouter(
+    prefix="/executions",
+    tags=["executions"],
+    dependencies=[Depends(require_api_key)],
+    responses={401: ERRORS[401], 422: ERRORS[422]},
+)
+
+
+@router.post(
+    "",
+    operation_id="executions_create",
+    status_code=202,
+    response_model=ExecutionRead,
+    responses={
+        201: {"model": ExecutionRead, "description": "Dry run: planned and stored."},
+        413: {"model": ErrorBody, "description": "Body or plan too large."},
+    },
+)
+async def create_execution(
+    body: ExecutionCreate, service: Service, response: Response
+) -> ExecutionRead:
+    """Plan a task and run it in the background (202), or only plan it (201)."""
+    execution = await service.submit(body)
+    if execution.dry_run:
+        response.status_code = 201
+    return execution
+
+
+@router.get("", operation_id="executions_list")
+async def list_executions(
+    service: Service,
+    status: ExecutionStatus | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ExecutionPage:
+    """Executions, newest first, optionally with one status."""
+    return await service.page(status=status, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{execution_id}", operation_id="executions_get", responses={404: ERRORS[404]}
+)
+async def get_execution(execution_id: str, service: Service) -> ExecutionRead:
+    """One execution with its result figures once it has finished."""
+    return await service.get(execution_id)
+
+
+@router.get(
+    "/{execution_id}/plan",
+    operation_id="executions_get_plan",
+    responses={404: ERRORS[404]},
+)
+async def get_plan(execution_id: str, service: Service) -> PlanRead:
+    """The execution's plan: steps with their status, phases, estimates."""
+    return await service.plan(execution_id)
+
+
+@router.get(
+    "/{execution_id}/runs",
+    operation_id="executions_list_runs",
+    responses={404: ERRORS[404]},
+)
+async def list_runs(execution_id: str, service: Service) -> list[RunRead]:
+    """Every run of the execution's steps, in start order."""
+    return await service.runs(execution_id)
+
+
+@router.get(
+    "/{execution_id}/events",
+    operation_id="executions_list_events",
+    responses={404: ERRORS[404]},
+)
+async def list_events(
+    execution_id: str,
+    service: Service,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> EventPage:
+    """Stored events with seq greater than after_seq, in order."""
+    return await service.events(execution_id, after_seq=after_seq, limit=limit)
+
+
+@router.post(
+    "/{execution_id}/cancel",
+    operation_id="executions_cancel",
+    responses={
+        404: ERRORS[404],
+        409: {"model": ErrorBody, "description": "The execution has finished."},
+    },
+)
+async def cancel_execution(execution_id: str, service: Service) -> ExecutionRead:
+    """Stop a running execution: running steps are cancelled, the rest skipped."""
+    return await service.cancel(execution_id)
+
+
+stream_router = APIRouter()
+
+
+@stream_router.websocket("/executions/{execution_id}/stream")
+async def stream(websocket: WebSocket, execution_id: str) -> None:
+    """Stored events after after_seq, then live ones, closed after the last."""
+    await stream_events(websocket, execution_id)

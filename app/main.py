@@ -1,0 +1,101 @@
+"""The application: settings, database, executor and routes, wired in a lifespan."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from app import logs
+from app.api import executions, health
+from app.api.limits import BodySizeLimit
+from app.errors import DomainError, InvalidRequest
+from app.events.broker import Broker
+from app.execution.executor import Executor
+from app.execution.recorder import Recorder
+from app.execution.service import ExecutionService
+from app.runners.profiles import ProfileRegistry
+from app.settings import Settings, get_settings
+from app.storage import migrate
+from app.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; nothing connects until the lifespan starts."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="parallel-exec",
+        version="0.1.0",
+        summary="Plan a software task as a graph of agent steps; run them in parallel.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(executions.router)
+    app.include_router(executions.stream_router)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    logs.configure(settings.log_level)
+    registry = ProfileRegistry.load(settings)
+    database = Database(settings.database_url, echo=settings.database_echo)
+    await migrate.upgrade(database)
+
+    broker = Broker()
+    recorder = Recorder(database, broker)
+    executor = Executor(recorder, registry, settings)
+    service = ExecutionService(database, recorder, executor, registry, settings)
+    closed = await service.close_orphans()
+    app.state.database = database
+    app.state.broker = broker
+    app.state.service = service
+    logger.info(
+        "service.started",
+        extra={"database": database.engine.url.render_as_string(), "orphans": closed},
+    )
+    try:
+        yield
+    finally:
+        await executor.shutdown(settings.cancel_wait_seconds)
+        await database.dispose()
+        logger.info("service.stopped")
+
+
+async def _domain_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    return JSONResponse(error.body(), status_code=error.status_code)
+
+
+async def _validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {
+            "field": ".".join(str(part) for part in problem["loc"]),
+            "problem": problem["msg"],
+        }
+        for problem in error.errors()
+    ]
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    body = InvalidRequest(f"invalid request: {summary}", errors=problems).body()
+    return JSONResponse(body, status_code=422)
+
+
+async def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+        error.status_code, "http_error"
+    )
+    body = {"error": {"code": code, "message": str(error.detail), "details": {}}}
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)

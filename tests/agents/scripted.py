@@ -1,0 +1,46 @@
+"""A test agent whose behaviour each step's instructions describe as JSON.
+
+Keys: lines (printed one by one), sleep (seconds), exit (code), stderr (text),
+state (updates), output (result), child_pid_file (start a grandchild `sleep` and
+write its pid there). With plain-text instructions it succeeds at once.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def main() -> int:
+    prompt = sys.stdin.read()
+    with open(os.environ["PX_CONTEXT_FILE"]) as file:
+        context = json.load(file)
+    instructions = context["instructions"]
+    script = json.loads(instructions) if instructions.startswith("{") else {}
+
+    if "child_pid_file" in script:
+        child = subprocess.Popen(["sleep", "120"])
+        with open(script["child_pid_file"], "w") as file:
+            file.write(str(child.pid))
+    for line in script.get("lines", []):
+        print(line, flush=True)
+    time.sleep(script.get("sleep", 0))
+    if script.get("exit"):
+        print(script.get("stderr", "scripted failure"), file=sys.stderr)
+        return script["exit"]
+
+    output = script.get("output") or {
+        "step": context["step_id"],
+        "upstream": context["upstream"],
+        "state_seen": context["state"],
+        "prompt_lines": len(prompt.splitlines()),
+        "env_step": os.environ["PX_STEP_ID"],
+    }
+    with open(os.environ["PX_RESULT_FILE"], "w") as file:
+        json.dump({"output": output, "state": script.get("state", {})}, file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

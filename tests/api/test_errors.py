@@ -1,0 +1,137 @@
+from typing import Any
+
+import pytest
+
+from tests.conftest import Service
+
+
+async def refused(service: Service, body: Any, status: int) -> dict:
+    response = await service.client.post("/executions", json=body)
+    assert response.status_code == status, response.text
+    listing = (await service.client.get("/executions")).json()
+    assert listing["total"] == 0, "a refused request must store nothing"
+    return response.json()["error"]
+
+
+def plan(*steps: dict) -> dict:
+    return {"task": "t", "plan": {"steps": list(steps)}}
+
+
+def node(step_id: str, *deps: str) -> dict:
+    return {"id": step_id, "agent": "builder", "depends_on": list(deps)}
+
+
+class TestPlanChecks:
+    async def test_an_empty_plan_is_refused(self, service: Service) -> None:
+        error = await refused(service, plan(), 422)
+        assert error["code"] == "plan_invalid"
+
+    async def test_duplicate_ids_are_named(self, service: Service) -> None:
+        error = await refused(service, plan(node("a"), node("a")), 422)
+        assert error["details"]["duplicate_ids"] == ["a"]
+
+    async def test_unknown_dependencies_are_named(self, service: Service) -> None:
+        error = await refused(service, plan(node("a", "ghost")), 422)
+        assert error["details"]["unknown_dependencies"] == {"a": ["ghost"]}
+
+    async def test_a_cycle_is_named_in_order(self, service: Service) -> None:
+        body = plan(node("a", "c"), node("b", "a"), node("c", "b"))
+        error = await refused(service, body, 422)
+        cycle = error["details"]["cycle"]
+        assert cycle[0] == cycle[-1]
+        assert set(cycle) == {"a", "b", "c"}
+        assert "a" in error["message"]
+
+    async def test_a_plan_over_the_step_limit_is_too_large(
+        self, service: Service
+    ) -> None:
+        limit = service.app.state.settings.max_plan_steps
+        body = plan(*[node(f"s{i}") for i in range(limit + 1)])
+        error = await refused(service, body, 413)
+        assert error["code"] == "plan_too_large"
+
+
+class TestRequestChecks:
+    async def test_a_task_over_the_length_limit_is_refused(
+        self, service: Service
+    ) -> None:
+        limit = service.app.state.settings.max_task_chars
+        error = await refused(service, {"task": "x" * (limit + 1)}, 422)
+        assert error["code"] == "task_too_long"
+
+    async def test_an_unknown_profile_is_refused(self, service: Service) -> None:
+        body = {"task": "t", "config": {"profile": "nope"}}
+        error = await refused(service, body, 422)
+        assert error["code"] == "profile_not_found"
+
+    async def test_a_wrong_field_names_the_field(self, service: Service) -> None:
+        body = {"task": "t", "config": {"max_parallel": 0}}
+        error = await refused(service, body, 422)
+        assert error["code"] == "invalid_request"
+        assert error["details"]["errors"][0]["field"] == "body.config.max_parallel"
+
+    async def test_an_unknown_config_key_is_refused(self, service: Service) -> None:
+        body = {"task": "t", "config": {"dryrun": True}}
+        error = await refused(service, body, 422)
+        assert "dryrun" in error["message"]
+
+    async def test_a_command_line_cannot_be_sent(self, service: Service) -> None:
+        body = {"task": "t", "config": {"command": ["rm", "-rf", "/"]}}
+        await refused(service, body, 422)
+
+    async def test_max_parallel_above_the_server_limit_is_refused(
+        self, service: Service
+    ) -> None:
+        limit = service.app.state.settings.max_parallel_limit
+        body = {"task": "t", "config": {"max_parallel": limit + 1}}
+        error = await refused(service, body, 422)
+        assert str(limit) in error["message"]
+
+    async def test_malformed_json_is_a_clear_422(self, service: Service) -> None:
+        response = await service.client.post(
+            "/executions",
+            content=b'{"task": ',
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "invalid_request"
+
+    @pytest.mark.parametrize("chunked", [False, True])
+    async def test_a_body_over_the_size_limit_is_too_large(
+        self, service: Service, chunked: bool
+    ) -> None:
+        limit = service.app.state.settings.max_body_bytes
+        payload = b'{"task": "' + b"x" * limit + b'"}'
+
+        async def chunks():  # no content-length: the cap is counted as it arrives
+            for start in range(0, len(payload), 65536):
+                yield payload[start : start + 65536]
+
+        response = await service.client.post(
+            "/executions",
+            content=chunks() if chunked else payload,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "body_too_large"
+
+
+class TestNotFound:
+    @pytest.mark.parametrize("suffix", ["", "/plan", "/runs", "/events"])
+    async def test_an_unknown_execution_is_a_404_with_the_error_body(
+        self, service: Service, suffix: str
+    ) -> None:
+        response = await service.client.get(f"/executions/nope{suffix}")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "execution_not_found"
+
+    async def test_cancelling_an_unknown_execution_is_a_404(
+        self, service: Service
+    ) -> None:
+        response = await service.client.post("/executions/nope/cancel")
+        assert response.status_code == 404
+
+    async def test_an_unknown_route_uses_the_same_body(self, service: Service) -> None:
+        response = await service.client.get("/nothing-here")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"

@@ -1,0 +1,98 @@
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.api.test_executions import scripted, step
+from tests.conftest import Service
+
+
+async def read_all(url: str, limit: int | None = None) -> tuple[list[dict], int | None]:
+    """Events until the server closes (or until limit), and the close code."""
+    events: list[dict] = []
+    async with connect(url) as websocket:
+        try:
+            async for message in websocket:
+                events.append(json.loads(message))
+                if limit is not None and len(events) == limit:
+                    return events, None
+        except ConnectionClosed:
+            pass
+        return events, websocket.close_code
+
+
+def chatty(count: int = 20) -> dict:
+    lines = [f"line {i}" for i in range(count)]
+    return scripted(
+        step("one", lines=lines, sleep=0.3),
+        step("two", ["one"], lines=lines),
+    )
+
+
+class TestStream:
+    async def test_a_watcher_gets_every_event_then_a_normal_close(
+        self, service: Service
+    ) -> None:
+        created = await service.submit("x", **chatty())
+        url = f"{service.ws_url}/executions/{created['id']}/stream"
+        events, code = await read_all(url)
+        assert code == 1000
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert events[-1]["type"] == "execution.finished"
+        stored = (
+            await service.client.get(f"/executions/{created['id']}/events")
+        ).json()["items"]
+        assert len(events) == len(stored)
+
+    async def test_a_finished_execution_replays_and_closes(
+        self, service: Service
+    ) -> None:
+        execution = await service.run("Fix bug in node X")
+        url = f"{service.ws_url}/executions/{execution['id']}/stream?after_seq=2"
+        events, code = await read_all(url)
+        assert code == 1000
+        assert events[0]["seq"] == 3
+        assert events[-1]["seq"] == execution["last_seq"]
+
+    async def test_a_reconnect_with_after_seq_has_no_gap_and_no_duplicate(
+        self, service: Service
+    ) -> None:
+        created = await service.submit("x", **chatty(40))
+        base = f"{service.ws_url}/executions/{created['id']}/stream"
+        first, _ = await read_all(base, limit=7)
+        rest, code = await read_all(f"{base}?after_seq={first[-1]['seq']}")
+        seqs = [e["seq"] for e in first + rest]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert code == 1000
+
+    async def test_many_watchers_each_get_every_event_once(
+        self, service: Service
+    ) -> None:
+        created = await service.submit("x", **chatty())
+        url = f"{service.ws_url}/executions/{created['id']}/stream"
+        results = await asyncio.gather(*[read_all(url) for _ in range(10)])
+        lengths = set()
+        for events, code in results:
+            assert code == 1000
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            lengths.add(len(events))
+        assert len(lengths) == 1
+
+    async def test_an_unknown_execution_is_refused_with_4404(
+        self, service: Service
+    ) -> None:
+        events, code = await read_all(f"{service.ws_url}/executions/nope/stream")
+        assert (events, code) == ([], 4404)
+
+    @pytest.mark.parametrize("after_seq", ["-1", "abc", "1.5"])
+    async def test_a_bad_after_seq_is_refused_with_4400(
+        self, service: Service, after_seq: str
+    ) -> None:
+        created = await service.submit("x", config={"dry_run": True})
+        url = (
+            f"{service.ws_url}/executions/{created['id']}/stream?after_seq={after_seq}"
+        )
+        events, code = await read_all(url)
+        assert (events, code) == ([], 4400)

@@ -1,0 +1,99 @@
+"""The service as users start it: a real process, a real socket."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import FINISHED, PROFILES, TESTS
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def process_url(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = os.environ | {
+        "PX_PORT": str(port),
+        "PX_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'px.db'}",
+        "PX_PROFILES_PATH": str(PROFILES),
+        "PX_WORKDIR_ROOT": str(tmp_path / "runs"),
+        "PX_SIMULATED_TIME_SCALE": "0.05",
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app"], env=env, cwd=TESTS.parent, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(url, child)
+        yield url
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+        child.stderr.close()
+
+
+def _wait_until_ready(url: str, child: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise AssertionError(child.stderr.read().decode())
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("the service did not become ready")
+
+
+def _wait_finished(url: str, execution_id: str) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        execution = httpx.get(f"{url}/executions/{execution_id}").json()
+        if execution["status"] in FINISHED:
+            return execution
+        time.sleep(0.05)
+    raise AssertionError("execution did not finish")
+
+
+class TestServiceProcess:
+    def test_a_client_that_hangs_up_after_submitting_does_not_stop_its_execution(
+        self, process_url: str
+    ) -> None:
+        body = b'{"task": "Implement login and register features"}'
+        port = int(process_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            raw.sendall(
+                b"POST /executions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            raw.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + 30
+        while not (listing := httpx.get(f"{process_url}/executions").json())["items"]:
+            assert time.monotonic() < deadline, "the submit was not stored"
+            time.sleep(0.05)
+        execution = _wait_finished(process_url, listing["items"][0]["id"])
+        assert execution["status"] == "succeeded"
+
+    def test_a_dry_run_preview_works_as_in_the_readme(self, process_url: str) -> None:
+        response = httpx.post(
+            f"{process_url}/executions",
+            json={
+                "task": "Implement login feature with UI, backend, and tests",
+                "config": {"dry_run": True},
+            },
+        )
+        assert response.status_code == 201
+        assert "Phase 1 (3 steps in parallel)" in response.json()["plan"]["description"]
