@@ -1,8 +1,9 @@
 """Execution routes: submit, list, read, cancel, and the live event stream."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, WebSocket
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
+from fastapi.responses import PlainTextResponse
 
 from app.api.deps import Service, require_api_key
 from app.events.stream import stream_events
@@ -37,18 +38,34 @@ router = APIRouter(
     status_code=202,
     response_model=ExecutionRead,
     responses={
-        201: {"model": ExecutionRead, "description": "Dry run: planned and stored."},
+        201: {
+            "model": ExecutionRead,
+            "description": "Dry run: planned and stored.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        202: {"content": {"text/plain": {"schema": {"type": "string"}}}},
         413: {"model": ErrorBody, "description": "Body or plan too large."},
     },
 )
 async def create_execution(
-    body: ExecutionCreate, service: Service, response: Response
-) -> ExecutionRead:
-    """Plan a task and run it in the background (202), or only plan it (201)."""
+    body: ExecutionCreate, service: Service, request: Request, response: Response
+) -> Any:
+    """Plan a task and run it in the background (202), or only plan it (201).
+
+    With ``Accept: text/plain`` the answer is the plan as a readable listing.
+    """
     execution = await service.submit(body)
-    if execution.dry_run:
-        response.status_code = 201
+    status_code = 201 if execution.dry_run else 202
+    if _wants_text(request) and execution.plan is not None:
+        text = f"execution {execution.id} {execution.status.value}\n"
+        return PlainTextResponse(text + execution.plan.description, status_code)
+    response.status_code = status_code
     return execution
+
+
+def _wants_text(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/plain" in accept and "application/json" not in accept
 
 
 @router.get("", operation_id="executions_list")

@@ -305,3 +305,18 @@ async def _wait_for_event(service: Service, execution_id: str, type_: str) -> No
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"no {type_} event")
+
+
+class TestTextPreview:
+    async def test_a_dry_run_can_answer_as_a_readable_listing(
+        self, service: Service
+    ) -> None:
+        response = await service.client.post(
+            "/executions",
+            json={"task": IMPLEMENT, "config": {"dry_run": True}},
+            headers={"Accept": "text/plain"},
+        )
+        assert response.status_code == 201
+        assert response.headers["content-type"].startswith("text/plain")
+        assert "planned" in response.text.splitlines()[0]
+        assert "Phase 1 (3 steps in parallel)" in response.text
