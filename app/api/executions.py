@@ -18,6 +18,7 @@ from app.execution.schemas import (
 )
 from app.execution.status import ExecutionStatus
 
+MAX_INT32 = 2**31 - 1
 ERRORS = {
     401: {"model": ErrorBody, "description": "Missing or wrong API key."},
     404: {"model": ErrorBody, "description": "No such execution."},
@@ -72,8 +73,8 @@ def _wants_text(request: Request) -> bool:
 async def list_executions(
     service: Service,
     status: ExecutionStatus | None = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT32)] = 0,
 ) -> ExecutionPage:
     """Executions, newest first, optionally with one status."""
     return await service.page(status=status, limit=limit, offset=offset)
@@ -115,8 +116,8 @@ async def list_runs(execution_id: str, service: Service) -> list[RunRead]:
 async def list_events(
     execution_id: str,
     service: Service,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_INT32)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None,
 ) -> EventPage:
     """Stored events with seq greater than after_seq, in order."""
     return await service.events(execution_id, after_seq=after_seq, limit=limit)

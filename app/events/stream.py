@@ -114,6 +114,7 @@ async def _client_left(websocket: WebSocket) -> None:
 
 def _after_seq(websocket: WebSocket) -> int | None:
     raw = websocket.query_params.get("after_seq", "0")
-    if not (raw.isascii() and raw.isdigit()):
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         return None
-    return int(raw)
+    value = int(raw)
+    return value if value < 2**31 else None

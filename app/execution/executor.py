@@ -432,7 +432,7 @@ class ExecutionLoop:
     async def _put_state(
         self, change: Any, step_id: str, run_id: str, key: str, value: Any
     ) -> None:
-        key = clean_text(str(key), 200)
+        key = clean_text(str(key), 400)[:200]
         value = bounded_json(value, self.settings.max_output_bytes)
         row = await change.repository.put_state(
             self.execution_id, key, value, step_id=step_id, run_id=run_id

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.events.types import EventRead
 from app.execution.status import ExecutionStatus, RunStatus, StepStatus
-from app.planning.models import Agent, Mode, Plan, StepSpec, TaskType
+from app.planning.models import Agent, Mode, Plan, StepSpec, TaskType, Text
 
 
 class ExecutionConfig(BaseModel):
@@ -24,7 +24,7 @@ class ExecutionConfig(BaseModel):
     max_parallel: int | None = Field(default=None, ge=1)
     step_timeout_s: float | None = Field(default=None, gt=0)
     execution_timeout_s: float | None = Field(default=None, gt=0)
-    profile: str | None = Field(default=None, max_length=64)
+    profile: Text | None = Field(default=None, max_length=64)
 
 
 class PlanInput(BaseModel):
@@ -38,7 +38,7 @@ class PlanInput(BaseModel):
 class ExecutionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field(min_length=1, description="The task in plain words.")
+    task: Text = Field(min_length=1, description="The task in plain words.")
     config: ExecutionConfig = Field(default_factory=ExecutionConfig)
     plan: PlanInput | None = None
 

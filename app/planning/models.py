@@ -1,10 +1,25 @@
 """The words of planning: agents, task types, modes, steps and plans."""
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from error
+    return text
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+"""Text every database can store: valid Unicode without NUL characters."""
 
 
 class Agent(StrEnum):
@@ -52,8 +67,8 @@ class StepSpec(BaseModel):
         pattern=STEP_ID_PATTERN, description="Stable slug, unique in a plan."
     )
     agent: Agent
-    title: str = Field(default="", max_length=200)
-    instructions: str = Field(default="", max_length=20_000)
+    title: Text = Field(default="", max_length=200)
+    instructions: Text = Field(default="", max_length=20_000)
     depends_on: list[str] = Field(default_factory=list, max_length=500)
     estimate_ms: int | None = Field(default=None, ge=0, le=7 * 24 * 3600 * 1000)
     timeout_s: float | None = Field(default=None, gt=0)

@@ -3,6 +3,7 @@
 The repository flushes, never commits: the caller's unit of work decides.
 """
 
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
 class ExecutionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -37,7 +45,9 @@ class ExecutionRepository:
     # executions
 
     async def get(self, execution_id: str) -> ExecutionRow:
-        row = await self.session.get(ExecutionRow, execution_id)
+        row = None
+        if _is_uuid(execution_id):
+            row = await self.session.get(ExecutionRow, execution_id)
         if row is None:
             raise ExecutionNotFound(
                 f"no execution with id '{execution_id}'", execution_id=execution_id

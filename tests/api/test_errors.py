@@ -1,3 +1,4 @@
+import json
 from typing import Any
 
 import pytest
@@ -135,3 +136,51 @@ class TestNotFound:
         response = await service.client.get("/nothing-here")
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
+
+
+class TestUnstorableText:
+    @pytest.mark.parametrize("bad", ["nul \u0000 inside", "lone \ud800 surrogate"])
+    async def test_text_no_database_can_store_is_refused(
+        self, service: Service, bad: str
+    ) -> None:
+        content = json.dumps({"task": bad}).encode()  # ASCII escapes survive encoding
+        response = await service.client.post(
+            "/executions", content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+        assert (await service.client.get("/executions")).json()["total"] == 0
+
+    async def test_nul_in_step_instructions_is_refused(self, service: Service) -> None:
+        step = node("a") | {"instructions": "x\u0000y"}
+        error = await refused(service, plan(step), 422)
+        assert "NUL" in error["message"]
+
+    async def test_emoji_and_other_scripts_are_kept(self, service: Service) -> None:
+        task = "Implement 登录 feature 🚀 with UI"
+        created = await service.submit(task, config={"dry_run": True})
+        stored = await service.client.get(f"/executions/{created['id']}")
+        assert stored.json()["task"] == task
+
+
+class TestOutOfRangeNumbers:
+    @pytest.mark.parametrize(
+        "query", ["after_seq=99999999999", "after_seq=-1", "limit=0", "limit=1e3"]
+    )
+    async def test_event_paging_out_of_range_is_a_422(
+        self, service: Service, query: str
+    ) -> None:
+        created = await service.submit("x", config={"dry_run": True})
+        response = await service.client.get(
+            f"/executions/{created['id']}/events?{query}"
+        )
+        assert response.status_code == 422
+
+    async def test_a_huge_offset_is_a_422(self, service: Service) -> None:
+        response = await service.client.get("/executions?offset=99999999999999999999")
+        assert response.status_code == 422
+
+    async def test_an_id_that_is_no_uuid_is_simply_not_found(
+        self, service: Service
+    ) -> None:
+        response = await service.client.get("/executions/%00abc")
+        assert response.status_code == 404
