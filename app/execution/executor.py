@@ -30,10 +30,12 @@ from app.execution.ready import Node, PhaseTracker, ReadySet
 from app.execution.recorder import Recorder, bounded_json, clean_text
 from app.execution.schemas import ExecutionResult
 from app.execution.status import ExecutionStatus, RunStatus, StepStatus
+from app.planning.graph import remaining_path_ms
+from app.planning.models import PlannedStep
 from app.runners.base import RunFailed, StepContext
 from app.runners.profiles import ProfileRegistry
 from app.settings import Settings
-from app.storage.models import PlanStepRow, RunRow
+from app.storage.models import RunRow
 from app.storage.repository import utcnow
 
 logger = logging.getLogger(__name__)
@@ -57,33 +59,6 @@ class LoopConfig:
     execution_timeout_s: float
     profile: str
     estimated_savings_ms: int
-
-
-@dataclass
-class StepPlan:
-    id: str
-    agent: str
-    title: str
-    instructions: str
-    depends_on: list[str]
-    estimate_ms: int
-    timeout_s: float | None
-    phase: int
-    priority: int  # longest remaining path in ms: higher starts first
-
-    @classmethod
-    def from_row(cls, row: PlanStepRow, priority: int) -> "StepPlan":
-        return cls(
-            id=row.step_id,
-            agent=row.agent,
-            title=row.title,
-            instructions=row.instructions,
-            depends_on=list(row.depends_on),
-            estimate_ms=row.estimate_ms,
-            timeout_s=row.timeout_s,
-            phase=row.phase,
-            priority=priority,
-        )
 
 
 @dataclass
@@ -135,7 +110,7 @@ class _Progress:
 class ExecutionLoop:
     execution_id: str
     task: str
-    steps: list[StepPlan]
+    steps: list[PlannedStep]
     config: LoopConfig
     recorder: Recorder
     registry: ProfileRegistry
@@ -149,8 +124,9 @@ class ExecutionLoop:
 
     def __post_init__(self) -> None:
         self.by_id = {step.id: step for step in self.steps}
+        priority = remaining_path_ms(self.steps)
         self.ready = ReadySet(
-            Node(step.id, step.depends_on, step.phase, step.priority)
+            Node(step.id, step.depends_on, step.phase, priority[step.id])
             for step in self.steps
         )
         self.phases = PhaseTracker({step.id: step.phase for step in self.steps})
@@ -261,7 +237,7 @@ class ExecutionLoop:
                     )
                 raise
 
-    async def _carry_out(self, step: StepPlan, run_id: str) -> StepStatus:
+    async def _carry_out(self, step: PlannedStep, run_id: str) -> StepStatus:
         context = StepContext(
             execution_id=self.execution_id,
             run_id=run_id,
@@ -310,11 +286,11 @@ class ExecutionLoop:
             )
         )
 
-    def _timeout_s(self, step: StepPlan) -> float:
+    def _timeout_s(self, step: PlannedStep) -> float:
         return step.timeout_s or self.config.step_timeout_s
 
     async def _failed(
-        self, step: StepPlan, run_id: str, error: Exception
+        self, step: PlannedStep, run_id: str, error: Exception
     ) -> StepStatus:
         if isinstance(error, RunFailed):
             message, details = error.message, error.details
@@ -342,7 +318,7 @@ class ExecutionLoop:
             )
         logger.info("execution.started", extra={"execution_id": self.execution_id})
 
-    async def _record_step_started(self, step: StepPlan, run_id: str) -> None:
+    async def _record_step_started(self, step: PlannedStep, run_id: str) -> None:
         runner_kind = self.registry.get(self.config.profile).spec_for(step.agent).kind
         first_of_phase = self.phases.start(step.id)
         async with self.recorder.change(self.execution_id) as change:
@@ -381,7 +357,7 @@ class ExecutionLoop:
 
     async def _record_step_end(
         self,
-        step: StepPlan,
+        step: PlannedStep,
         run_id: str,
         status: StepStatus,
         *,
@@ -553,7 +529,7 @@ class Executor:
         self._loops: dict[str, tuple[ExecutionLoop, asyncio.Task[None]]] = {}
 
     def start(
-        self, execution_id: str, task: str, steps: list[StepPlan], config: LoopConfig
+        self, execution_id: str, task: str, steps: list[PlannedStep], config: LoopConfig
     ) -> None:
         """Run the execution in the background, not tied to any request."""
         loop = ExecutionLoop(

@@ -7,7 +7,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.events.types import EventRead
 from app.execution.status import ExecutionStatus, RunStatus, StepStatus
-from app.planning.models import Agent, Mode, Plan, StepSpec, TaskType, Text
+from app.planning.models import (
+    Agent,
+    Mode,
+    Plan,
+    PlannedStep,
+    StepSpec,
+    TaskType,
+    Text,
+)
 
 
 class ExecutionConfig(BaseModel):
@@ -58,15 +66,7 @@ class ExecutionResult(BaseModel):
     steps_by_status: dict[str, int]
 
 
-class StepRead(BaseModel):
-    id: str
-    agent: Agent
-    title: str
-    instructions: str
-    depends_on: list[str]
-    estimate_ms: int
-    timeout_s: float | None
-    phase: int
+class StepRead(PlannedStep):
     status: StepStatus
 
 

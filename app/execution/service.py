@@ -11,7 +11,7 @@ from app.errors import (
     TaskTooLong,
 )
 from app.events.types import EventType
-from app.execution.executor import Executor, LoopConfig, StepPlan
+from app.execution.executor import Executor, LoopConfig
 from app.execution.recorder import Recorder, event_read
 from app.execution.schemas import (
     EventPage,
@@ -32,7 +32,6 @@ from app.execution.status import (
     StepStatus,
 )
 from app.planning import describe, make_plan
-from app.planning.graph import remaining_path_ms
 from app.planning.models import Plan
 from app.runners.profiles import ProfileRegistry
 from app.settings import Settings
@@ -93,7 +92,7 @@ class ExecutionService:
             self.executor.start(
                 execution_id,
                 request.task,
-                _step_plans(plan),
+                plan.steps,
                 _loop_config(config, plan),
             )
         read = await self.get(execution_id)
@@ -336,24 +335,6 @@ def _step_rows(execution_id: str, plan: Plan) -> list[PlanStepRow]:
             status=StepStatus.pending.value,
         )
         for position, step in enumerate(plan.steps)
-    ]
-
-
-def _step_plans(plan: Plan) -> list[StepPlan]:
-    priority = remaining_path_ms(plan.steps)
-    return [
-        StepPlan(
-            id=step.id,
-            agent=step.agent.value,
-            title=step.title,
-            instructions=step.instructions,
-            depends_on=step.depends_on,
-            estimate_ms=step.estimate_ms,
-            timeout_s=step.timeout_s,
-            phase=step.phase,
-            priority=priority[step.id],
-        )
-        for step in plan.steps
     ]
 
 
