@@ -26,6 +26,12 @@ class InvalidRequest(DomainError):
     status_code = 422
     code = "invalid_request"
 
+    @classmethod
+    def on_field(cls, field: str, problem: str, **details: Any) -> "InvalidRequest":
+        """An error about one field, shaped like a validation error."""
+        errors = [{"field": field, "problem": problem}]
+        return cls(f"invalid request: {field}: {problem}", errors=errors, **details)
+
 
 class PlanInvalid(DomainError):
     status_code = 422

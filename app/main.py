@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -78,24 +79,40 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code)
 
 
-async def _validation_error(_: Request, error: Exception) -> JSONResponse:
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    problems = [
-        {
-            "field": ".".join(str(part) for part in problem["loc"]),
-            "problem": problem["msg"],
-        }
-        for problem in error.errors()
-    ]
+    problems = [_problem(problem, request) for problem in error.errors()]
     summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
     body = InvalidRequest(f"invalid request: {summary}", errors=problems).body()
     return JSONResponse(body, status_code=422)
 
 
+def _problem(problem: dict[str, Any], request: Request) -> dict[str, str]:
+    location = [str(part) for part in problem["loc"]]
+    if problem["type"] == "json_invalid":
+        position = location[1] if len(location) > 1 else "?"
+        return {"field": "body", "problem": f"not valid JSON (at character {position})"}
+    content_type = request.headers.get("content-type", "")
+    if location == ["body"] and "json" not in content_type:
+        return {
+            "field": "body",
+            "problem": "send a JSON object with Content-Type: application/json",
+        }
+    return {"field": ".".join(location), "problem": problem["msg"]}
+
+
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
 async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-        error.status_code, "http_error"
-    )
+    if isinstance(error.detail, dict) and "error" in error.detail:
+        return JSONResponse(error.detail, status_code=error.status_code)
+    code = HTTP_ERROR_CODES.get(error.status_code, "http_error")
     body = {"error": {"code": code, "message": str(error.detail), "details": {}}}
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)

@@ -65,7 +65,7 @@ async def create_execution(
 
 
 def _wants_text(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
+    accept = request.headers.get("accept", "").lower()
     return "text/plain" in accept and "application/json" not in accept
 
 

@@ -37,7 +37,7 @@ class BodySizeLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise HTTPException(413, self._error().message)
+                raise HTTPException(413, self._error().body())
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -1,8 +1,11 @@
 """Live fan-out of committed events to the readers in this process.
 
 The database is the source of truth; the broker only wakes readers early. A
-subscriber gets every event published after it subscribed, in publish order, and
+subscriber gets the events published after it subscribed, in publish order, and
 checks ``seq`` against what it has already sent to fill any gap from the table.
+A subscriber that falls more than ``LIVE_BUFFER_EVENTS`` behind loses its oldest
+buffered events rather than holding memory without bound; it reads them back
+from the table when it sees the gap. Publishing never waits for a subscriber.
 """
 
 import asyncio
@@ -12,6 +15,8 @@ from contextlib import contextmanager
 
 from app.events.types import EventRead
 
+LIVE_BUFFER_EVENTS = 1000
+
 
 class Broker:
     def __init__(self) -> None:
@@ -20,7 +25,7 @@ class Broker:
     @contextmanager
     def subscribe(self, execution_id: str) -> Iterator[asyncio.Queue[EventRead]]:
         """A queue that receives the execution's events while the block runs."""
-        queue: asyncio.Queue[EventRead] = asyncio.Queue()
+        queue: asyncio.Queue[EventRead] = asyncio.Queue(LIVE_BUFFER_EVENTS)
         self._queues[execution_id].add(queue)
         try:
             yield queue
@@ -33,6 +38,8 @@ class Broker:
     def publish(self, events: list[EventRead]) -> None:
         for event in events:
             for queue in self._queues.get(event.execution_id, ()):
+                if queue.full():
+                    queue.get_nowait()
                 queue.put_nowait(event)
 
     def subscriber_count(self, execution_id: str) -> int:

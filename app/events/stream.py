@@ -6,8 +6,8 @@ asked for, and after that the live events: one already sent is dropped, and a ga
 (an event published before the watcher caught up) is filled from the table. The
 stream closes normally (1000) after ``execution.finished``.
 
-Close codes: 4400 bad ``after_seq``, 4401 missing API key, 4404 unknown execution,
-1001 the service is going away.
+Close codes: 4400 bad ``after_seq`` (not a number, or past the last event), 4401
+missing API key, 4404 unknown execution, 1001 the service is going away.
 """
 
 import asyncio
@@ -17,7 +17,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from app.api.deps import websocket_broker, websocket_key_ok, websocket_service
-from app.errors import ExecutionNotFound
+from app.errors import ExecutionNotFound, InvalidRequest
 from app.events.types import EventRead
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class _Watcher:
                     return True
             if not page.items or page.finished:
                 return page.finished
-        return False
+        return False  # filled up to the gap; the live event comes next
 
     async def send(self, event: EventRead) -> bool:
         """Send one event in order; True if it was the final one."""
@@ -55,7 +55,7 @@ class _Watcher:
             return False
         if event.seq > self.last_sent + 1:
             return await self.backfill(up_to=event.seq - 1) or await self.send(event)
-        await self.websocket.send_text(event.model_dump_json())
+        await self.websocket.send_text(event.wire)
         self.last_sent = event.seq
         return event.is_final
 
@@ -80,6 +80,8 @@ async def stream_events(websocket: WebSocket, execution_id: str) -> None:
                 await websocket.close(CLOSE_NORMAL, "execution finished")
         except ExecutionNotFound:
             await websocket.close(CLOSE_NOT_FOUND, f"no execution '{execution_id}'")
+        except InvalidRequest as error:
+            await websocket.close(CLOSE_BAD_REQUEST, error.message)
         except WebSocketDisconnect:
             logger.debug("stream.client_left", extra={"execution_id": execution_id})
         except asyncio.CancelledError:

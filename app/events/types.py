@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -37,3 +38,8 @@ class EventRead(BaseModel):
     @property
     def is_final(self) -> bool:
         return self.type == EventType.execution_finished
+
+    @cached_property
+    def wire(self) -> str:
+        """The event as JSON, made once however many watchers send it."""
+        return self.model_dump_json()

@@ -133,10 +133,11 @@ class ExecutionLoop:
         self.statuses = {step.id: StepStatus.pending for step in self.steps}
         self._stop: Stop | None = None
         self._stopped = asyncio.Event()
+        self._closing = False  # set once the loop has decided how it ends
 
     def stop(self, status: ExecutionStatus, reason: str) -> None:
-        """Ask the loop to stop; the first reason given wins."""
-        if self._stop is None:
+        """Ask the loop to stop; the first reason wins, and none once it is closing."""
+        if self._stop is None and not self._closing:
             self._stop = Stop(status, reason)
             self._stopped.set()
 
@@ -147,7 +148,7 @@ class ExecutionLoop:
             logger.exception(
                 "execution.crashed", extra={"execution_id": self.execution_id}
             )
-            self.stop(ExecutionStatus.failed, "internal error in the executor")
+            self._stop = Stop(ExecutionStatus.failed, "internal error in the executor")
             await self._finish()
 
     async def _run(self) -> None:
@@ -177,6 +178,7 @@ class ExecutionLoop:
                         f"execution timed out after {seconds:g} s",
                     )
         finally:
+            self._closing = True
             stop_waiter.cancel()
             await self._cancel(running)
 
@@ -467,11 +469,11 @@ class ExecutionLoop:
         )
 
     def _final_status(self) -> tuple[ExecutionStatus, str | None]:
-        if self._stop is not None:
-            return self._stop.status, self._stop.reason
         counts = Counter(self.statuses.values())
         if counts[StepStatus.succeeded] == len(self.steps):
-            return ExecutionStatus.succeeded, None
+            return ExecutionStatus.succeeded, None  # a late stop changed nothing
+        if self._stop is not None:
+            return self._stop.status, self._stop.reason
         unsuccessful = len(self.steps) - counts[StepStatus.succeeded]
         reason = f"{unsuccessful} of {len(self.steps)} steps did not succeed"
         if counts[StepStatus.succeeded]:

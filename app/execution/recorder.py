@@ -65,7 +65,8 @@ def clean_text(text: str, max_bytes: int) -> str:
     data = text.encode("utf-8", errors="replace")
     if len(data) <= max_bytes:
         return data.decode("utf-8")
-    cut = data[:max_bytes].decode("utf-8", errors="ignore")
+    room = max(max_bytes - 40, 0)  # leaves room for the marker
+    cut = data[:room].decode("utf-8", errors="ignore")
     return f"{cut}... [truncated {len(data) - len(cut.encode())} bytes]"
 
 

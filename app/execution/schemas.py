@@ -3,7 +3,15 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 from app.events.types import EventRead
 from app.execution.status import ExecutionStatus, RunStatus, StepStatus
@@ -24,15 +32,19 @@ class ExecutionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Mode = Field(default=Mode.auto, description="auto, chain or decompose.")
-    parallel: bool = Field(default=True, description="False runs one step at a time.")
-    dry_run: bool = Field(default=False, description="Plan and store, run nothing.")
-    fail_fast: bool = Field(
+    parallel: StrictBool = Field(
+        default=True, description="False runs one step at a time."
+    )
+    dry_run: StrictBool = Field(
+        default=False, description="Plan and store, run nothing."
+    )
+    fail_fast: StrictBool = Field(
         default=True, description="Stop everything at the first failed step."
     )
-    max_parallel: int | None = Field(default=None, ge=1)
-    step_timeout_s: float | None = Field(default=None, gt=0)
-    execution_timeout_s: float | None = Field(default=None, gt=0)
-    profile: Text | None = Field(default=None, max_length=64)
+    max_parallel: StrictInt | None = Field(default=None, ge=1)
+    step_timeout_s: StrictFloat | None = Field(default=None, gt=0)
+    execution_timeout_s: StrictFloat | None = Field(default=None, gt=0)
+    profile: Text | None = Field(default=None, min_length=1, max_length=64)
 
 
 class PlanInput(BaseModel):
@@ -49,6 +61,13 @@ class ExecutionCreate(BaseModel):
     task: Text = Field(min_length=1, description="The task in plain words.")
     config: ExecutionConfig = Field(default_factory=ExecutionConfig)
     plan: PlanInput | None = None
+
+    @field_validator("task")
+    @classmethod
+    def task_has_words(cls, task: str) -> str:
+        if not task.strip():
+            raise ValueError("must not be blank")
+        return task
 
 
 class ExecutionResult(BaseModel):
@@ -129,7 +148,9 @@ class RunRead(BaseModel):
 class EventPage(BaseModel):
     items: list[EventRead]
     next_after_seq: int = Field(description="Pass as after_seq to read on.")
-    finished: bool = Field(description="True once the final event has been read.")
+    finished: bool = Field(
+        description="True when the execution has finished and no event is left."
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -114,10 +114,10 @@ class ExecutionService:
         self.registry.get(config.profile)
         config.max_parallel = config.max_parallel or settings.max_parallel_default
         if config.max_parallel > settings.max_parallel_limit:
-            raise InvalidRequest(
-                f"max_parallel {config.max_parallel} is above the server's limit "
-                f"of {settings.max_parallel_limit}",
-                field="config.max_parallel",
+            raise InvalidRequest.on_field(
+                "body.config.max_parallel",
+                f"{config.max_parallel} is above the server's limit of "
+                f"{settings.max_parallel_limit}",
                 limit=settings.max_parallel_limit,
             )
         if not config.parallel:
@@ -126,13 +126,13 @@ class ExecutionService:
             config.step_timeout_s,
             settings.step_timeout_default_seconds,
             settings.step_timeout_max_seconds,
-            "config.step_timeout_s",
+            "body.config.step_timeout_s",
         )
         config.execution_timeout_s = _capped(
             config.execution_timeout_s,
             settings.execution_timeout_default_seconds,
             settings.execution_timeout_max_seconds,
-            "config.execution_timeout_s",
+            "body.config.execution_timeout_s",
         )
         return config
 
@@ -205,39 +205,44 @@ class ExecutionService:
         limit = min(limit or self.settings.page_size_max, self.settings.page_size_max)
         async with self.database.reader() as session:
             repository = ExecutionRepository(session)
-            await repository.get(execution_id)
+            row = await repository.get(execution_id)
+            if after_seq > row.last_seq:
+                raise InvalidRequest(
+                    f"after_seq {after_seq} is past the last event ({row.last_seq})",
+                    errors=[{"field": "after_seq", "problem": "past the last event"}],
+                    last_seq=row.last_seq,
+                )
             rows = await repository.events_after(execution_id, after_seq, limit)
-        items = [event_read(row) for row in rows]
-        return EventPage(
-            items=items,
-            next_after_seq=items[-1].seq if items else after_seq,
-            finished=bool(items) and items[-1].is_final,
-        )
+        items = [event_read(event) for event in rows]
+        next_after_seq = items[-1].seq if items else after_seq
+        finished = row.status in FINISHED_EXECUTION and next_after_seq >= row.last_seq
+        return EventPage(items=items, next_after_seq=next_after_seq, finished=finished)
 
     # cancel
 
     async def cancel(self, execution_id: str) -> ExecutionRead:
-        """Stop a running execution; a finished one is a conflict."""
+        """Stop a running execution; one that has finished is a conflict."""
         current = await self.get(execution_id)
-        if current.status in FINISHED_EXECUTION:
-            raise ExecutionConflict(
-                f"execution {execution_id} is already {current.status.value}; "
-                "only an accepted or running execution can be cancelled",
-                execution_id=execution_id,
-                status=current.status.value,
-            )
-        if self.executor.owns(execution_id):
-            await self.executor.stop(
-                execution_id,
-                ExecutionStatus.cancelled,
-                "cancelled by request",
-                self.settings.cancel_wait_seconds,
-            )
-        else:
-            await self.close_orphan(
-                execution_id, ExecutionStatus.cancelled, "cancelled by request"
-            )
-        return await self.get(execution_id)
+        if current.status not in FINISHED_EXECUTION:
+            reason = "cancelled by request"
+            if self.executor.owns(execution_id):
+                await self.executor.stop(
+                    execution_id,
+                    ExecutionStatus.cancelled,
+                    reason,
+                    self.settings.cancel_wait_seconds,
+                )
+            else:
+                await self.close_orphan(execution_id, ExecutionStatus.cancelled, reason)
+            current = await self.get(execution_id)
+            if current.status in (ExecutionStatus.cancelled, ExecutionStatus.running):
+                return current  # running: the stop is under way
+        raise ExecutionConflict(
+            f"execution {execution_id} is {current.status.value}; "
+            "only an accepted or running execution can be cancelled",
+            execution_id=execution_id,
+            status=current.status.value,
+        )
 
     async def close_orphans(self) -> int:
         """End executions left unfinished by a previous process of this service."""
@@ -291,8 +296,8 @@ def _capped(value: float | None, default: float, limit: float, field: str) -> fl
     if value is None:
         return default
     if value > limit:
-        raise InvalidRequest(
-            f"{field} is {value:g}; the limit is {limit:g}", field=field, limit=limit
+        raise InvalidRequest.on_field(
+            field, f"{value:g} is above the limit of {limit:g}", limit=limit
         )
     return value
 

@@ -3,7 +3,14 @@
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+)
 
 STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
@@ -70,8 +77,8 @@ class StepSpec(BaseModel):
     title: Text = Field(default="", max_length=200)
     instructions: Text = Field(default="", max_length=20_000)
     depends_on: list[str] = Field(default_factory=list, max_length=500)
-    estimate_ms: int | None = Field(default=None, ge=0, le=7 * 24 * 3600 * 1000)
-    timeout_s: float | None = Field(default=None, gt=0)
+    estimate_ms: StrictInt | None = Field(default=None, ge=0, le=7 * 24 * 3600 * 1000)
+    timeout_s: StrictFloat | None = Field(default=None, gt=0)
 
 
 class PlannedStep(BaseModel):

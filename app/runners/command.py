@@ -22,7 +22,7 @@ The result, on exit code 0, is the first of:
 
 1. a JSON object written to ``PX_RESULT_FILE`` (any other content fails the run);
 2. the last non-blank stdout line, when it is a JSON object;
-3. ``{"stdout": <captured text>, "truncated": <bool>}``.
+3. ``{"stdout": <captured text>, "truncated": <bool>, "stdout_bytes": <all>}``.
 
 A result object with an ``output`` or ``state`` key gives that output and those
 shared-state updates; any other object is the output as a whole.
@@ -223,6 +223,7 @@ class CommandRunner:
             output = {
                 "stdout": streams.stdout.text(),
                 "truncated": streams.stdout.truncated,
+                "stdout_bytes": streams.stdout.total_bytes,
             }
             return StepResult(output=output)
         return _result_from_object(result)
@@ -236,6 +237,7 @@ class _StdoutCollector:
         self.max_line_bytes = max_line_bytes
         self.captured = bytearray()
         self.truncated = False
+        self.total_bytes = 0
         self.last_line: bytes | None = None
         self._line = bytearray()
         self._line_overflow = False
@@ -264,6 +266,7 @@ class _StdoutCollector:
         return self.captured.decode("utf-8", errors="replace")
 
     def _capture(self, chunk: bytes) -> None:
+        self.total_bytes += len(chunk)
         room = self.max_output_bytes - len(self.captured)
         if len(chunk) > room:
             self.truncated = True
@@ -289,8 +292,9 @@ class _StdoutCollector:
         self.last_line = None if overflow else line
         if len(line) <= self.max_line_bytes and not overflow:
             return line.decode("utf-8", errors="replace")
-        cut = line[: self.max_line_bytes].decode("utf-8", errors="replace")
-        return f"{cut} [line cut at {self.max_line_bytes} bytes]"
+        marker = f" [line cut at {self.max_line_bytes} bytes]"
+        room = max(self.max_line_bytes - len(marker), 0)
+        return line[:room].decode("utf-8", errors="ignore") + marker
 
 
 class _Pump:

@@ -114,7 +114,9 @@ class TestRequestChecks:
             headers={"content-type": "application/json"},
         )
         assert response.status_code == 413
-        assert response.json()["error"]["code"] == "body_too_large"
+        error = response.json()["error"]
+        assert error["code"] == "body_too_large"
+        assert error["details"]["limit"] == limit
 
 
 class TestNotFound:
@@ -184,3 +186,69 @@ class TestOutOfRangeNumbers:
     ) -> None:
         response = await service.client.get("/executions/%00abc")
         assert response.status_code == 404
+
+
+class TestStrictTypes:
+    @pytest.mark.parametrize(
+        "config",
+        [
+            {"dry_run": "yes"},
+            {"dry_run": 1},
+            {"max_parallel": "4"},
+            {"max_parallel": True},
+            {"step_timeout_s": "10"},
+            {"profile": ""},
+        ],
+    )
+    async def test_values_of_the_wrong_type_are_refused_not_coerced(
+        self, service: Service, config: dict
+    ) -> None:
+        error = await refused(service, {"task": "t", "config": config}, 422)
+        field = next(iter(config))
+        assert error["details"]["errors"][0]["field"] == f"body.config.{field}"
+
+    async def test_a_blank_task_is_refused(self, service: Service) -> None:
+        error = await refused(service, {"task": "  \n\t "}, 422)
+        assert "blank" in error["message"]
+
+
+class TestBodyProblems:
+    async def test_malformed_json_names_the_body_and_the_position(
+        self, service: Service
+    ) -> None:
+        response = await service.client.post(
+            "/executions",
+            content=b'{"task": ',
+            headers={"content-type": "application/json"},
+        )
+        problem = response.json()["error"]["details"]["errors"][0]
+        assert problem["field"] == "body"
+        assert "not valid JSON" in problem["problem"]
+
+    async def test_a_body_without_a_json_content_type_says_so(
+        self, service: Service
+    ) -> None:
+        response = await service.client.post(
+            "/executions",
+            content=b'{"task": "t"}',
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 422
+        assert "Content-Type: application/json" in response.json()["error"]["message"]
+
+    async def test_invalid_utf8_is_a_4xx_with_the_error_body(
+        self, service: Service
+    ) -> None:
+        response = await service.client.post(
+            "/executions",
+            content=b'{"task": "\xff\xfe"}',
+            headers={"content-type": "application/json"},
+        )
+        assert 400 <= response.status_code < 500
+        assert response.json()["error"]["code"] in {"bad_request", "invalid_request"}
+
+    async def test_a_limit_refusal_names_its_field(self, service: Service) -> None:
+        limit = service.app.state.settings.step_timeout_max_seconds
+        body = {"task": "t", "config": {"step_timeout_s": limit + 1}}
+        error = await refused(service, body, 422)
+        assert error["details"]["errors"][0]["field"] == "body.config.step_timeout_s"

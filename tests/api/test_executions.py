@@ -1,3 +1,4 @@
+import asyncio
 import json
 from datetime import datetime
 from typing import Any
@@ -320,3 +321,29 @@ class TestTextPreview:
         assert response.headers["content-type"].startswith("text/plain")
         assert "planned" in response.text.splitlines()[0]
         assert "Phase 1 (3 steps in parallel)" in response.text
+
+
+class TestCancelRace:
+    async def test_a_cancel_racing_the_end_is_either_taken_or_a_conflict(
+        self, service: Service
+    ) -> None:
+        body = {
+            "plan": {"steps": [{"id": "a", "agent": "builder", "estimate_ms": 5000}]}
+        }
+        outcomes: set[int] = set()
+        delay_s = 0.0
+        while outcomes != {200, 409} and delay_s < 5:  # the step takes about 50 ms
+            created = await service.submit("x", **body)
+            await asyncio.sleep(delay_s)
+            response = await service.client.post(f"/executions/{created['id']}/cancel")
+            execution = await service.wait_finished(created["id"])
+            steps = execution["result"]["steps_by_status"]
+            if response.status_code == 200:
+                assert execution["status"] == "cancelled"
+                assert steps != {"succeeded": 1}
+            else:
+                assert response.status_code == 409
+                assert execution["status"] == "succeeded"
+            outcomes.add(response.status_code)
+            delay_s = delay_s * 1.3 + 0.004
+        assert outcomes == {200, 409}

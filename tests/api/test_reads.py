@@ -47,3 +47,29 @@ class TestHealth:
         ready = await service.client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["database"] == "ok"
+
+
+class TestEventsEnd:
+    async def test_a_reader_caught_up_with_a_finished_execution_is_told_so(
+        self, service: Service
+    ) -> None:
+        execution = await service.run("Fix bug in node X")
+        url = f"/executions/{execution['id']}/events"
+        page = (
+            await service.client.get(url, params={"after_seq": execution["last_seq"]})
+        ).json()
+        assert page == {
+            "items": [],
+            "next_after_seq": execution["last_seq"],
+            "finished": True,
+        }
+
+    async def test_after_seq_past_the_last_event_is_a_422(
+        self, service: Service
+    ) -> None:
+        created = await service.submit("x", config={"dry_run": True})
+        response = await service.client.get(
+            f"/executions/{created['id']}/events", params={"after_seq": 500}
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["details"]["last_seq"] == 3

@@ -96,3 +96,24 @@ class TestStream:
         )
         events, code = await read_all(url)
         assert (events, code) == ([], 4400)
+
+
+class TestStreamEnds:
+    async def test_a_watcher_that_has_seen_everything_is_closed_normally(
+        self, service: Service
+    ) -> None:
+        execution = await service.run("Fix bug in node X")
+        url = (
+            f"{service.ws_url}/executions/{execution['id']}/stream"
+            f"?after_seq={execution['last_seq']}"
+        )
+        events, code = await asyncio.wait_for(read_all(url), timeout=30)
+        assert (events, code) == ([], 1000)
+
+    async def test_after_seq_past_the_last_event_is_refused_with_4400(
+        self, service: Service
+    ) -> None:
+        created = await service.submit("x", config={"dry_run": True})
+        url = f"{service.ws_url}/executions/{created['id']}/stream?after_seq=500"
+        events, code = await asyncio.wait_for(read_all(url), timeout=30)
+        assert (events, code) == ([], 4400)

@@ -227,7 +227,9 @@ class TestProgressLines:
             make_runner, make_context, progress, "long-line 1000", max_log_line_bytes=64
         )
 
-        assert progress.lines == ["y" * 64 + " [line cut at 64 bytes]"]
+        marker = " [line cut at 64 bytes]"
+        assert progress.lines == ["y" * (64 - len(marker)) + marker]
+        assert len(progress.lines[0].encode()) <= 64
 
     async def test_blank_lines_are_not_reported(
         self, make_runner, make_context, progress
@@ -245,7 +247,11 @@ class TestOutputCapture:
     ):
         result = await run_agent(make_runner, make_context, progress, "echo a\necho b")
 
-        assert result.output == {"stdout": "a\nb\n", "truncated": False}
+        assert result.output == {
+            "stdout": "a\nb\n",
+            "truncated": False,
+            "stdout_bytes": 4,
+        }
         assert result.state_updates == {}
 
     async def test_output_beyond_the_cap_is_drained_and_marked_truncated(
@@ -300,14 +306,22 @@ class TestResult:
 
         result = await run_agent(make_runner, make_context, progress, instructions)
 
-        assert result.output == {"stdout": '{"files": 2}\ndone\n', "truncated": False}
+        assert result.output == {
+            "stdout": '{"files": 2}\ndone\n',
+            "truncated": False,
+            "stdout_bytes": 18,
+        }
 
     async def test_a_json_line_that_is_not_an_object_is_plain_output(
         self, make_runner, make_context, progress
     ):
         result = await run_agent(make_runner, make_context, progress, "echo [1, 2]")
 
-        assert result.output == {"stdout": "[1, 2]\n", "truncated": False}
+        assert result.output == {
+            "stdout": "[1, 2]\n",
+            "truncated": False,
+            "stdout_bytes": 7,
+        }
 
     async def test_output_and_state_keys_split_the_result(
         self, make_runner, make_context, progress
@@ -369,7 +383,11 @@ class TestResult:
 
         result = await run_agent(make_runner, make_context, progress, "echo fresh")
 
-        assert result.output == {"stdout": "fresh\n", "truncated": False}
+        assert result.output == {
+            "stdout": "fresh\n",
+            "truncated": False,
+            "stdout_bytes": 6,
+        }
 
 
 class TestFailures:
@@ -534,7 +552,7 @@ class TestStragglers:
             make_runner, make_context, progress, f"detached-grandchild {pid_file}"
         )
 
-        assert result.output == {"stdout": "", "truncated": False}
+        assert result.output == {"stdout": "", "truncated": False, "stdout_bytes": 0}
         assert await wait_until_gone(int(pid_file.read_text()))
 
     async def test_a_failing_child_with_a_grandchild_still_fails(
@@ -557,7 +575,11 @@ class TestStragglers:
 
         result = await run_agent(make_runner, make_context, progress, instructions)
 
-        assert result.output == {"stdout": "done\n", "truncated": False}
+        assert result.output == {
+            "stdout": "done\n",
+            "truncated": False,
+            "stdout_bytes": 5,
+        }
 
 
 class TestProgressFailure:

@@ -285,7 +285,11 @@ class TestRunnerFor:
         async with asyncio.timeout(60):
             result = await runner.run(make_context("echo-env AGENT_MODE"), progress)
 
-        assert result.output == {"stdout": "AGENT_MODE=ci\n", "truncated": False}
+        assert result.output == {
+            "stdout": "AGENT_MODE=ci\n",
+            "truncated": False,
+            "stdout_bytes": 14,
+        }
 
 
 class TestDescribe:
