@@ -1,13 +1,18 @@
 """Start the service: python -m app."""
 
-import uvicorn
+import sys
 
+import uvicorn
+from pydantic import ValidationError
+
+from app.errors import ProfilesFileInvalid
 from app.main import create_app
-from app.settings import get_settings
+from app.runners.profiles import ProfileRegistry
+from app.settings import Settings, get_settings
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = _checked_settings()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -15,6 +20,22 @@ def main() -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.cancel_wait_seconds) + 5,
     )
+
+
+def _checked_settings() -> Settings:
+    """The settings, or a one-line reason on stderr and exit code 2."""
+    try:
+        settings = get_settings()
+        ProfileRegistry.load(settings)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"PX_{'_'.join(map(str, e['loc'])).upper() or '?'}: {e['msg']}"
+            for e in error.errors()
+        )
+        sys.exit(f"parallel-exec: invalid settings: {problems}")
+    except ProfilesFileInvalid as error:
+        sys.exit(f"parallel-exec: {error}")
+    return settings
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from app.execution.schemas import (
     ExecutionRead,
     PlanRead,
     RunRead,
+    StateEntryRead,
 )
 from app.execution.status import ExecutionStatus
 
@@ -106,6 +107,16 @@ async def get_plan(execution_id: str, service: Service) -> PlanRead:
 async def list_runs(execution_id: str, service: Service) -> list[RunRead]:
     """Every run of the execution's steps, in start order."""
     return await service.runs(execution_id)
+
+
+@router.get(
+    "/{execution_id}/state",
+    operation_id="executions_get_state",
+    responses={404: ERRORS[404]},
+)
+async def get_state(execution_id: str, service: Service) -> list[StateEntryRead]:
+    """The execution's shared state: each key's value, version and last writer."""
+    return await service.state(execution_id)
 
 
 @router.get(

@@ -145,6 +145,17 @@ class RunRead(BaseModel):
     details: dict[str, Any] | None
 
 
+class StateEntryRead(BaseModel):
+    """One key of an execution's shared state, with who wrote it last."""
+
+    key: str
+    value: Any
+    version: int = Field(description="1 for the first write, then one more per write.")
+    updated_by_step: str
+    updated_by_run: str
+    updated_at: datetime
+
+
 class EventPage(BaseModel):
     items: list[EventRead]
     next_after_seq: int = Field(description="Pass as after_seq to read on.")

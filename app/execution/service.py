@@ -22,6 +22,7 @@ from app.execution.schemas import (
     ExecutionResult,
     PlanRead,
     RunRead,
+    StateEntryRead,
     StepRead,
     plan_figures,
 )
@@ -198,6 +199,15 @@ class ExecutionService:
             await repository.get(execution_id)
             rows = await repository.runs(execution_id)
         return [RunRead.model_validate(row, from_attributes=True) for row in rows]
+
+    async def state(self, execution_id: str) -> list[StateEntryRead]:
+        async with self.database.reader() as session:
+            repository = ExecutionRepository(session)
+            await repository.get(execution_id)
+            rows = await repository.state(execution_id)
+        return [
+            StateEntryRead.model_validate(row, from_attributes=True) for row in rows
+        ]
 
     async def events(
         self, execution_id: str, *, after_seq: int, limit: int | None

@@ -125,6 +125,7 @@ class ExecutionRepository:
             .where(ExecutionRow.id == execution_id)
             .values(last_seq=ExecutionRow.last_seq + 1)
             .returning(ExecutionRow.last_seq)
+            .execution_options(synchronize_session=False)
         )
         assert seq is not None, execution_id
         row = EventRow(

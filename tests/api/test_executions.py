@@ -347,3 +347,24 @@ class TestCancelRace:
             outcomes.add(response.status_code)
             delay_s = delay_s * 1.3 + 0.004
         assert outcomes == {200, 409}
+
+
+class TestSharedState:
+    async def test_the_state_shows_each_value_its_version_and_its_writer(
+        self, service: Service
+    ) -> None:
+        body = scripted(
+            step("first", state={"api": "/v1/login", "owner": "first"}),
+            step("second", ["first"], state={"api": "/v2/login"}),
+        )
+        execution = await service.run("x", **body)
+        runs = await runs_by_step(service, execution["id"])
+        state = (
+            await service.client.get(f"/executions/{execution['id']}/state")
+        ).json()
+        by_key = {entry["key"]: entry for entry in state}
+        assert by_key["api"]["value"] == "/v2/login"
+        assert by_key["api"]["version"] == 2
+        assert by_key["api"]["updated_by_step"] == "second"
+        assert by_key["api"]["updated_by_run"] == runs["second"]["id"]
+        assert by_key["owner"]["version"] == 1
