@@ -79,7 +79,7 @@ async def stream_events(websocket: WebSocket, execution_id: str) -> None:
             if await watcher.backfill() or await _follow(watcher, queue):
                 await websocket.close(CLOSE_NORMAL, "execution finished")
         except ExecutionNotFound:
-            await websocket.close(CLOSE_NOT_FOUND, f"no execution '{execution_id}'")
+            await websocket.close(CLOSE_NOT_FOUND, "no such execution")
         except InvalidRequest as error:
             await websocket.close(CLOSE_BAD_REQUEST, error.message)
         except WebSocketDisconnect:

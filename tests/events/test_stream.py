@@ -117,3 +117,10 @@ class TestStreamEnds:
         url = f"{service.ws_url}/executions/{created['id']}/stream?after_seq=500"
         events, code = await asyncio.wait_for(read_all(url), timeout=30)
         assert (events, code) == ([], 4400)
+
+    async def test_a_very_long_unknown_id_is_refused_with_4404(
+        self, service: Service
+    ) -> None:
+        url = f"{service.ws_url}/executions/{'x' * 500}/stream"
+        events, code = await read_all(url)
+        assert (events, code) == ([], 4404)
