@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from app import logs
-from app.api import executions, health
+from app.api import executions, health, profiles
 from app.api.limits import BodySizeLimit
 from app.errors import DomainError, InvalidRequest
 from app.events.broker import Broker
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(executions.router)
+    app.include_router(profiles.router)
     app.include_router(executions.stream_router)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -62,6 +63,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database = database
     app.state.broker = broker
     app.state.service = service
+    app.state.registry = registry
     logger.info(
         "service.started",
         extra={"database": database.engine.url.render_as_string(), "orphans": closed},

@@ -73,3 +73,14 @@ class TestEventsEnd:
         )
         assert response.status_code == 422
         assert response.json()["error"]["details"]["last_seq"] == 3
+
+
+class TestProfiles:
+    async def test_profiles_are_listed_without_their_command_lines(
+        self, service: Service
+    ) -> None:
+        profiles = (await service.client.get("/profiles")).json()
+        by_name = {profile["name"]: profile for profile in profiles}
+        assert by_name["simulated"]["default"] is True
+        assert by_name["scripted"]["runners"]["builder"] == "command"
+        assert "scripted.py" not in str(profiles)
