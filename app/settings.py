@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     max_output_bytes: int = Field(default=256 * 1024, ge=1024)
     max_log_line_bytes: int = Field(default=4096, ge=64)
     max_log_events_per_run: int = Field(default=1000, ge=1)
+    max_state_updates_per_run: int = Field(default=200, ge=1)
     kill_grace_seconds: float = Field(default=2.0, ge=0.0)
 
     # limits

@@ -20,16 +20,28 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.events.types import EventType
 from app.execution.limits import Slots
 from app.execution.ready import Node, PhaseTracker, ReadySet
-from app.execution.recorder import Recorder, bounded_json, clean_text
+from app.execution.recorder import (
+    Change,
+    Recorder,
+    bounded_json,
+    clean_text,
+    shielded,
+)
 from app.execution.schemas import ExecutionResult
-from app.execution.status import ExecutionStatus, RunStatus, StepStatus
+from app.execution.status import (
+    FINISHED_EXECUTION,
+    ExecutionStatus,
+    RunStatus,
+    StepStatus,
+)
 from app.planning.graph import remaining_path_ms
 from app.planning.models import PlannedStep
 from app.runners.base import RunFailed, StepContext
@@ -39,7 +51,6 @@ from app.storage.models import RunRow
 from app.storage.repository import utcnow
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 TERMINAL_EVENT = {
     StepStatus.succeeded: EventType.step_succeeded,
@@ -83,7 +94,12 @@ class Stop:
 
 @dataclass
 class _Progress:
-    """Turns a run's progress lines into step.log events, up to a cap per run."""
+    """Turns a run's progress lines into step.log events, up to a cap per run.
+
+    Each line is written in a task of its own, so a cancel never cuts a
+    transaction short; ``settle`` waits for those writes, so that a step's log
+    lines always come before its terminal event.
+    """
 
     recorder: Recorder
     execution_id: str
@@ -91,6 +107,7 @@ class _Progress:
     run_id: str
     settings: Settings
     lines: int = 0
+    writes: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def log(self, line: str) -> None:
         self.lines += 1
@@ -99,8 +116,17 @@ class _Progress:
             return
         if self.lines == limit + 1:
             line = f"[more log lines omitted: the limit is {limit} per run]"
+        text = clean_text(line.rstrip("\n"), self.settings.max_log_line_bytes)
+        write = asyncio.ensure_future(self._write(text))
+        self.writes.add(write)
+        write.add_done_callback(self.writes.discard)
+        await asyncio.shield(write)
+
+    async def settle(self) -> None:
+        await asyncio.gather(*self.writes, return_exceptions=True)
+
+    async def _write(self, text: str) -> None:
         async with self.recorder.change(self.execution_id) as change:
-            text = clean_text(line.rstrip("\n"), self.settings.max_log_line_bytes)
             await change.event(
                 EventType.step_log, self.step_id, run_id=self.run_id, line=text
             )
@@ -121,6 +147,7 @@ class ExecutionLoop:
     records: list[RunRecord] = field(default_factory=list)
     statuses: dict[str, StepStatus] = field(default_factory=dict)
     started_at: dict[str, float] = field(default_factory=dict)
+    progress: dict[str, _Progress] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {step.id: step for step in self.steps}
@@ -148,8 +175,18 @@ class ExecutionLoop:
             logger.exception(
                 "execution.crashed", extra={"execution_id": self.execution_id}
             )
-            self._stop = Stop(ExecutionStatus.failed, "internal error in the executor")
-            await self._finish()
+            await self._abandon("internal error in the executor")
+
+    async def _abandon(self, reason: str) -> None:
+        """Close whatever is still open after the loop itself failed."""
+        status = ExecutionStatus.failed
+        try:
+            async with self.recorder.change(self.execution_id) as change:
+                await close_open_work(change, status, reason, self._result(status, 0))
+        except Exception:
+            logger.exception(
+                "execution.not_closed", extra={"execution_id": self.execution_id}
+            )
 
     async def _run(self) -> None:
         started = time.monotonic()
@@ -227,12 +264,12 @@ class ExecutionLoop:
         async with self.slots.slot(self.ready.node(step_id).priority):
             run_id = str(uuid.uuid4())
             try:
-                await _complete(self._record_step_started(step, run_id))
+                await shielded(self._record_step_started(step, run_id))
                 return await self._carry_out(step, run_id)
             except asyncio.CancelledError:
                 if self.statuses[step.id] == StepStatus.running:
                     reason = self._stop.reason if self._stop else "cancelled"
-                    await _complete(
+                    await shielded(
                         self._record_step_end(
                             step, run_id, StepStatus.cancelled, error=reason
                         )
@@ -255,12 +292,9 @@ class ExecutionLoop:
             timeout_s=self._timeout_s(step),
         )
         progress = _Progress(
-            self.recorder,
-            self.execution_id,
-            step.id,
-            run_id,
-            self.settings,
+            self.recorder, self.execution_id, step.id, run_id, self.settings
         )
+        self.progress[step.id] = progress
         timeout = asyncio.timeout(context.timeout_s)
         try:
             runner = self.registry.runner_for(self.config.profile, step.agent)
@@ -270,23 +304,50 @@ class ExecutionLoop:
             if not timeout.expired():
                 return await self._failed(step, run_id, error)
             message = f"step timed out after {context.timeout_s:g} s"
-            return await _complete(
+            return await shielded(
                 self._record_step_end(step, run_id, StepStatus.timed_out, error=message)
             )
         except Exception as error:
             return await self._failed(step, run_id, error)
 
-        output = bounded_json(result.output, self.settings.max_output_bytes)
-        self.outputs[step.id] = output
-        return await _complete(
-            self._record_step_end(
-                step,
-                run_id,
-                StepStatus.succeeded,
-                output=output,
-                state_updates=result.state_updates,
+        try:
+            output = bounded_json(result.output, self.settings.max_output_bytes)
+            updates = self._checked_state(result.state_updates)
+        except (RunFailed, ValueError, TypeError, RecursionError) as error:
+            return await self._failed(step, run_id, error)
+        try:
+            return await shielded(
+                self._record_step_end(
+                    step,
+                    run_id,
+                    StepStatus.succeeded,
+                    output=output,
+                    state_updates=updates,
+                )
             )
-        )
+        except SQLAlchemyError as error:
+            logger.exception(
+                "step.result_not_stored",
+                extra={"execution_id": self.execution_id, "step_id": step.id},
+            )
+            message = f"the step's result could not be stored: {type(error).__name__}"
+            return await self._failed(step, run_id, RunFailed(message))
+
+    def _checked_state(self, updates: Any) -> dict[str, Any]:
+        """The step's state updates, or RunFailed saying why they cannot be kept."""
+        if not isinstance(updates, dict):
+            raise RunFailed("state updates must be a JSON object")
+        limit = self.settings.max_state_updates_per_run
+        if len(updates) > limit:
+            raise RunFailed(f"{len(updates)} state updates; the limit is {limit}")
+        checked = {}
+        for key, value in updates.items():
+            if not isinstance(key, str) or not 0 < len(key) <= 200:
+                raise RunFailed("state keys must be strings of 1 to 200 characters")
+            if clean_text(key, 1000) != key:
+                raise RunFailed("state keys must be valid text without NUL")
+            checked[key] = bounded_json(value, self.settings.max_output_bytes)
+        return checked
 
     def _timeout_s(self, step: PlannedStep) -> float:
         return step.timeout_s or self.config.step_timeout_s
@@ -298,7 +359,7 @@ class ExecutionLoop:
             message, details = error.message, error.details
         else:
             message, details = f"{type(error).__name__}: {error}", {}
-        return await _complete(
+        return await shielded(
             self._record_step_end(
                 step, run_id, StepStatus.failed, error=message, details=details
             )
@@ -323,6 +384,7 @@ class ExecutionLoop:
     async def _record_step_started(self, step: PlannedStep, run_id: str) -> None:
         runner_kind = self.registry.get(self.config.profile).spec_for(step.agent).kind
         first_of_phase = self.phases.start(step.id)
+        started_at, started = utcnow(), time.monotonic()  # one instant, two clocks
         async with self.recorder.change(self.execution_id) as change:
             if first_of_phase is not None:
                 await change.event(EventType.phase_started, phase=first_of_phase)
@@ -338,7 +400,7 @@ class ExecutionLoop:
                     agent=step.agent,
                     runner=runner_kind,
                     status=RunStatus.running,
-                    started_at=utcnow(),
+                    started_at=started_at,
                 )
             )
             await change.event(
@@ -351,7 +413,7 @@ class ExecutionLoop:
                 phase=step.phase,
             )
         self.statuses[step.id] = StepStatus.running
-        self.started_at[step.id] = time.monotonic()
+        self.started_at[step.id] = started
         logger.info(
             "step.started",
             extra={"execution_id": self.execution_id, "step_id": step.id},
@@ -369,9 +431,10 @@ class ExecutionLoop:
         state_updates: dict[str, Any] | None = None,
     ) -> StepStatus:
         started = self.started_at[step.id]
-        record = RunRecord(step.id, RunStatus(status.value), started, time.monotonic())
-        self.records.append(record)
-        self.statuses[step.id] = status
+        finished_at, finished = utcnow(), time.monotonic()
+        record = RunRecord(step.id, RunStatus(status.value), started, finished)
+        if step.id in self.progress:
+            await self.progress[step.id].settle()
         limit = self.settings.max_output_bytes
         error = clean_text(error, limit) if error is not None else None
         details = bounded_json(details, limit) if details else None
@@ -379,7 +442,7 @@ class ExecutionLoop:
             await change.repository.finish_run(
                 run_id,
                 status.value,
-                finished_at=utcnow(),
+                finished_at=finished_at,
                 duration_ms=record.duration_ms,
                 output=output,
                 error=error,
@@ -396,6 +459,11 @@ class ExecutionLoop:
                 **({"error": error} if error else {}),
                 **({"details": details} if details else {}),
             )
+        self.records.append(record)
+        self.statuses[step.id] = status
+        self.state.update(state_updates or {})
+        if status == StepStatus.succeeded:
+            self.outputs[step.id] = output
         logger.info(
             "step.finished",
             extra={
@@ -410,12 +478,9 @@ class ExecutionLoop:
     async def _put_state(
         self, change: Any, step_id: str, run_id: str, key: str, value: Any
     ) -> None:
-        key = clean_text(str(key), 400)[:200]
-        value = bounded_json(value, self.settings.max_output_bytes)
         row = await change.repository.put_state(
             self.execution_id, key, value, step_id=step_id, run_id=run_id
         )
-        self.state[key] = value
         await change.event(
             EventType.state_updated, step_id, key=key, version=row.version
         )
@@ -508,14 +573,38 @@ class ExecutionLoop:
             path.append(max(deps, key=finished.__getitem__))
 
 
-async def _complete(coro: Coroutine[Any, Any, T]) -> T:
-    """Await a write to its end even if the caller is cancelled meanwhile."""
-    task = asyncio.ensure_future(coro)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
+async def close_open_work(
+    change: Change,
+    status: ExecutionStatus,
+    reason: str,
+    result: ExecutionResult | None = None,
+) -> None:
+    """End an execution as it stands: open runs cancelled, pending steps skipped."""
+    repository = change.repository
+    row = await repository.get(change.execution_id)
+    if row.status in FINISHED_EXECUTION:
+        return
+    for run in await repository.runs(change.execution_id):
+        if run.status == RunStatus.running:
+            await repository.finish_run(
+                run.id, RunStatus.cancelled, finished_at=utcnow(), error=reason
+            )
+    for step in await repository.steps(change.execution_id):
+        if step.status == StepStatus.running:
+            target, event = StepStatus.cancelled, EventType.step_cancelled
+        elif step.status == StepStatus.pending:
+            target, event = StepStatus.skipped, EventType.step_skipped
+        else:
+            continue
+        await repository.set_step_status(change.execution_id, step.step_id, target)
+        await change.event(event, step.step_id, reason=reason)
+    summary = result.model_dump(mode="json") if result else None
+    repository.set_status(
+        row, status, finished_at=utcnow(), reason=reason, result=summary
+    )
+    await change.event(
+        EventType.execution_finished, status=status.value, reason=reason, result=summary
+    )
 
 
 class Executor:

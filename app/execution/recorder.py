@@ -5,16 +5,36 @@ published to live readers only after it commits, so a reader never sees an event
 whose state change was rolled back.
 """
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import math
+import re
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from app.events.broker import Broker
 from app.events.types import EventRead, EventType
 from app.storage.database import Database
 from app.storage.models import EventRow
 from app.storage.repository import ExecutionRepository
+
+T = TypeVar("T")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+async def shielded(coro: Coroutine[Any, Any, T]) -> T:
+    """Await a write to its end even if the caller is cancelled meanwhile.
+
+    A cancel that lands inside a transaction could leave its connection holding
+    the database's write lock; the write runs in a task of its own instead.
+    """
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def event_read(row: EventRow) -> EventRead:
@@ -71,12 +91,29 @@ def clean_text(text: str, max_bytes: int) -> str:
 
 
 def bounded_json(value: Any, max_bytes: int) -> Any:
-    """The value if its JSON fits in max_bytes, else a truncated preview."""
-    encoded = json.dumps(value, default=str, ensure_ascii=True)
+    """The value as JSON every database stores and every reader can decode.
+
+    Non-finite numbers become null and lone surrogates U+FFFD; a value whose JSON
+    is larger than max_bytes becomes a truncated preview.
+    """
+    value = _json_safe(json.loads(json.dumps(value, default=str)))
+    encoded = json.dumps(value, ensure_ascii=True)
     if len(encoded) <= max_bytes:
-        return json.loads(encoded)
+        return value
     return {
         "truncated": True,
         "size_bytes": len(encoded),
         "preview": encoded[: max_bytes // 2],
     }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value

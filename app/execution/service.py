@@ -11,7 +11,7 @@ from app.errors import (
     TaskTooLong,
 )
 from app.events.types import EventType
-from app.execution.executor import Executor, LoopConfig
+from app.execution.executor import Executor, LoopConfig, close_open_work
 from app.execution.recorder import Recorder, event_read
 from app.execution.schemas import (
     EventPage,
@@ -29,7 +29,6 @@ from app.execution.schemas import (
 from app.execution.status import (
     FINISHED_EXECUTION,
     ExecutionStatus,
-    RunStatus,
     StepStatus,
 )
 from app.planning import describe, make_plan
@@ -268,38 +267,7 @@ class ExecutionService:
     ) -> None:
         """End an execution no loop of this process owns, closing its open runs."""
         async with self.recorder.change(execution_id) as change:
-            repository = change.repository
-            row = await repository.get(execution_id)
-            if row.status in FINISHED_EXECUTION:
-                return
-            for run in await repository.runs(execution_id):
-                if run.status == RunStatus.running:
-                    await repository.finish_run(
-                        run.id, RunStatus.cancelled, finished_at=utcnow(), error=reason
-                    )
-            for step in await repository.steps(execution_id):
-                target = _orphan_step_status(step.status)
-                if target is None:
-                    continue
-                await repository.set_step_status(execution_id, step.step_id, target)
-                event = (
-                    EventType.step_cancelled
-                    if target == StepStatus.cancelled
-                    else EventType.step_skipped
-                )
-                await change.event(event, step.step_id, reason=reason)
-            repository.set_status(row, status, finished_at=utcnow(), reason=reason)
-            await change.event(
-                EventType.execution_finished, status=status.value, reason=reason
-            )
-
-
-def _orphan_step_status(status: str) -> StepStatus | None:
-    if status == StepStatus.running:
-        return StepStatus.cancelled
-    if status == StepStatus.pending:
-        return StepStatus.skipped
-    return None
+            await close_open_work(change, status, reason)
 
 
 def _capped(value: float | None, default: float, limit: float, field: str) -> float:

@@ -26,6 +26,7 @@ def _storable(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
 """Text every database can store: valid Unicode without NUL characters."""
 
 
@@ -76,7 +77,7 @@ class StepSpec(BaseModel):
     agent: Agent
     title: Text = Field(default="", max_length=200)
     instructions: Text = Field(default="", max_length=20_000)
-    depends_on: list[str] = Field(default_factory=list, max_length=500)
+    depends_on: list[StepId] = Field(default_factory=list, max_length=500)
     estimate_ms: StrictInt | None = Field(default=None, ge=0, le=7 * 24 * 3600 * 1000)
     timeout_s: StrictFloat | None = Field(default=None, gt=0)
 

@@ -96,7 +96,9 @@ def _draft(
     if steps is not None:
         return Mode.explicit, list(steps)
     if mode is Mode.explicit:
-        raise InvalidRequest("mode explicit needs the plan's steps", mode=mode.value)
+        raise InvalidRequest.on_field(
+            "body.config.mode", "explicit needs the plan's steps in plan.steps"
+        )
 
     goals = sub_goals(task)
     if mode is Mode.auto:

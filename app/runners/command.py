@@ -42,6 +42,7 @@ import logging
 import os
 import re
 import signal
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -486,6 +487,9 @@ def _signal_name(signum: int) -> str:
 def _read_result_file(path: Path, max_bytes: int) -> dict[str, Any] | None:
     """The JSON object the child wrote to its result file, or None without a file."""
     try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            # a FIFO or device would block the open; a link could point anywhere
+            raise RunFailed("result file is not a regular file", result_file=str(path))
         with path.open("rb") as file:
             data = file.read(max_bytes + 1)
     except FileNotFoundError:

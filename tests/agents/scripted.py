@@ -1,8 +1,10 @@
 """A test agent whose behaviour each step's instructions describe as JSON.
 
-Keys: lines (printed one by one), sleep (seconds), exit (code), stderr (text),
-state (updates), output (result), child_pid_file (start a grandchild `sleep` and
-write its pid there). With plain-text instructions it succeeds at once.
+Keys: lines (printed one by one), numbered_lines (how many "line N" to print),
+sleep (seconds), exit (code), stderr (text), state (updates), output (result),
+raw_result (text written to the result file as it is), child_pid_file (start a
+grandchild `sleep` and write its pid there).
+With plain-text instructions it succeeds at once.
 """
 
 import json
@@ -25,6 +27,8 @@ def main() -> int:
             file.write(str(child.pid))
     for line in script.get("lines", []):
         print(line, flush=True)
+    for number in range(script.get("numbered_lines", 0)):
+        print(f"line {number}", flush=True)
     time.sleep(script.get("sleep", 0))
     if script.get("exit"):
         print(script.get("stderr", "scripted failure"), file=sys.stderr)
@@ -38,7 +42,10 @@ def main() -> int:
         "env_step": os.environ["PX_STEP_ID"],
     }
     with open(os.environ["PX_RESULT_FILE"], "w") as file:
-        json.dump({"output": output, "state": script.get("state", {})}, file)
+        if "raw_result" in script:
+            file.write(script["raw_result"])
+        else:
+            json.dump({"output": output, "state": script.get("state", {})}, file)
     return 0
 
 

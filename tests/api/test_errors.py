@@ -252,3 +252,16 @@ class TestBodyProblems:
         body = {"task": "t", "config": {"step_timeout_s": limit + 1}}
         error = await refused(service, body, 422)
         assert error["details"]["errors"][0]["field"] == "body.config.step_timeout_s"
+
+
+class TestDependencyIds:
+    async def test_a_dependency_that_is_no_step_id_is_a_422(
+        self, service: Service
+    ) -> None:
+        content = b'{"task": "t", "plan": {"steps": [{"id": "a", "agent": "builder", '
+        content += b'"depends_on": ["\\ud800"]}]}}'
+        response = await service.client.post(
+            "/executions", content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "invalid_request"

@@ -28,8 +28,16 @@ async def runs_by_step(service: Service, execution_id: str) -> dict[str, dict]:
 
 
 async def all_events(service: Service, execution_id: str) -> list[dict]:
-    response = await service.client.get(f"/executions/{execution_id}/events")
-    return response.json()["items"]
+    events: list[dict] = []
+    while True:
+        after_seq = events[-1]["seq"] if events else 0
+        response = await service.client.get(
+            f"/executions/{execution_id}/events", params={"after_seq": after_seq}
+        )
+        page = response.json()["items"]
+        if not page:
+            return events
+        events += page
 
 
 def at(value: str) -> datetime:

@@ -281,6 +281,15 @@ class TestOutputCapture:
 
 
 class TestResult:
+    async def test_a_result_file_that_is_a_fifo_fails_without_blocking(
+        self, make_runner, make_context, progress
+    ):
+        with pytest.raises(RunFailed, match="not a regular file"):
+            await asyncio.wait_for(
+                run_agent(make_runner, make_context, progress, "result-fifo x"),
+                timeout=60,
+            )
+
     async def test_a_result_file_is_the_result(
         self, make_runner, make_context, progress
     ):

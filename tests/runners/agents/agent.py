@@ -97,6 +97,10 @@ def ignore_sigterm(_: str) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def result_fifo(_: str) -> None:
+    os.mkfifo(os.environ["PX_RESULT_FILE"])
+
+
 def wait_for(path: str) -> None:
     deadline = time.monotonic() + 120
     while not Path(path).exists() and time.monotonic() < deadline:
@@ -131,6 +135,7 @@ ACTIONS = {
     "flood": flood,
     "long-line": long_line,
     "result-file": result_file,
+    "result-fifo": result_fifo,
     "pid-file": pid_file,
     "grandchild": grandchild,
     "detached-grandchild": detached_grandchild,
