@@ -10,8 +10,19 @@ from app.main import create_app
 from app.runners.profiles import ProfileRegistry
 from app.settings import Settings, get_settings
 
+USAGE = """usage: scripts/run  (or: python -m app)
+
+Starts the parallel-exec service. It takes no arguments: every setting is an
+environment variable with the prefix PX_ (PX_PORT, PX_DATABASE_URL,
+PX_PROFILES_PATH, ...), listed in README.md under Configuration.
+"""
+
 
 def main() -> None:
+    if sys.argv[1:]:
+        wanted_help = sys.argv[1] in ("-h", "--help")
+        print(USAGE, end="", file=sys.stdout if wanted_help else sys.stderr)
+        sys.exit(0 if wanted_help else 2)
     settings = _checked_settings()
     uvicorn.run(
         create_app(settings),

@@ -137,3 +137,14 @@ class TestStartupChecks:
         assert child.returncode != 0
         assert "PX_API_KEY" in child.stderr
         assert "Traceback" not in child.stderr
+
+    def test_arguments_get_the_usage_instead_of_a_start(self) -> None:
+        child = subprocess.run(
+            [sys.executable, "-m", "app", "--port", "9000"],
+            cwd=TESTS.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert child.returncode == 2
+        assert "PX_" in child.stderr
