@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,10 +107,13 @@ class _Progress:
     step_id: str
     run_id: str
     settings: Settings
+    stopping: Callable[[], bool]
     lines: int = 0
     writes: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def log(self, line: str) -> None:
+        if self.stopping():
+            return  # output drained after a stop is not worth delaying the stop
         self.lines += 1
         limit = self.settings.max_log_events_per_run
         if self.lines > limit + 1:
@@ -292,7 +296,12 @@ class ExecutionLoop:
             timeout_s=self._timeout_s(step),
         )
         progress = _Progress(
-            self.recorder, self.execution_id, step.id, run_id, self.settings
+            self.recorder,
+            self.execution_id,
+            step.id,
+            run_id,
+            self.settings,
+            stopping=lambda: self._stop is not None,
         )
         self.progress[step.id] = progress
         timeout = asyncio.timeout(context.timeout_s)
