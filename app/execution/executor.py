@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import logs
 from app.events.types import EventType
 from app.execution.limits import Slots
 from app.execution.ready import Node, PhaseTracker, ReadySet
@@ -173,12 +174,11 @@ class ExecutionLoop:
             self._stopped.set()
 
     async def run(self) -> None:
+        logs.bind(execution_id=self.execution_id)
         try:
             await self._run()
         except Exception:
-            logger.exception(
-                "execution.crashed", extra={"execution_id": self.execution_id}
-            )
+            logger.exception("execution.crashed")
             await self._abandon("internal error in the executor")
 
     async def _abandon(self, reason: str) -> None:
@@ -188,9 +188,7 @@ class ExecutionLoop:
             async with self.recorder.change(self.execution_id) as change:
                 await close_open_work(change, status, reason, self._result(status, 0))
         except Exception:
-            logger.exception(
-                "execution.not_closed", extra={"execution_id": self.execution_id}
-            )
+            logger.exception("execution.not_closed")
 
     async def _run(self) -> None:
         started = time.monotonic()
@@ -265,6 +263,7 @@ class ExecutionLoop:
 
     async def _run_step(self, step_id: str) -> StepStatus:
         step = self.by_id[step_id]
+        logs.bind(step_id=step_id)
         async with self.slots.slot(self.ready.node(step_id).priority):
             run_id = str(uuid.uuid4())
             try:
@@ -335,10 +334,7 @@ class ExecutionLoop:
                 )
             )
         except SQLAlchemyError as error:
-            logger.exception(
-                "step.result_not_stored",
-                extra={"execution_id": self.execution_id, "step_id": step.id},
-            )
+            logger.exception("step.result_not_stored")
             message = f"the step's result could not be stored: {type(error).__name__}"
             return await self._failed(step, run_id, RunFailed(message))
 
@@ -388,7 +384,7 @@ class ExecutionLoop:
                 fail_fast=self.config.fail_fast,
                 profile=self.config.profile,
             )
-        logger.info("execution.started", extra={"execution_id": self.execution_id})
+        logger.info("execution.started")
 
     async def _record_step_started(self, step: PlannedStep, run_id: str) -> None:
         runner_kind = self.registry.get(self.config.profile).spec_for(step.agent).kind
@@ -423,10 +419,7 @@ class ExecutionLoop:
             )
         self.statuses[step.id] = StepStatus.running
         self.started_at[step.id] = started
-        logger.info(
-            "step.started",
-            extra={"execution_id": self.execution_id, "step_id": step.id},
-        )
+        logger.info("step.started")
 
     async def _record_step_end(
         self,
@@ -475,12 +468,7 @@ class ExecutionLoop:
             self.outputs[step.id] = output
         logger.info(
             "step.finished",
-            extra={
-                "execution_id": self.execution_id,
-                "step_id": step.id,
-                "status": status.value,
-                "duration_ms": record.duration_ms,
-            },
+            extra={"status": status.value, "duration_ms": record.duration_ms},
         )
         return status
 
@@ -535,11 +523,7 @@ class ExecutionLoop:
             )
         logger.info(
             "execution.finished",
-            extra={
-                "execution_id": self.execution_id,
-                "status": status.value,
-                "total_time_ms": wall_ms,
-            },
+            extra={"status": status.value, "total_time_ms": wall_ms},
         )
 
     def _final_status(self) -> tuple[ExecutionStatus, str | None]:
