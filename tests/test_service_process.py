@@ -99,52 +99,44 @@ class TestServiceProcess:
         assert "Phase 1 (3 steps in parallel)" in response.json()["plan"]["description"]
 
 
+def start_app(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run `python -m app` expecting it to refuse, as a user would see it."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        cwd=TESTS.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 class TestStartupChecks:
     def test_a_broken_profiles_file_stops_the_start_with_one_clear_line(
         self, tmp_path: Path
     ) -> None:
         profiles = tmp_path / "profiles.toml"
         profiles.write_text('[profiles.bad]\nrunner = "teleport"\n')
-        env = os.environ | {
-            "PX_PROFILES_PATH": str(profiles),
-            "PX_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'px.db'}",
-        }
-        child = subprocess.run(
-            [sys.executable, "-m", "app"],
-            env=env,
-            cwd=TESTS.parent,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        child = start_app(
+            os.environ
+            | {
+                "PX_PROFILES_PATH": str(profiles),
+                "PX_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'px.db'}",
+            }
         )
         assert child.returncode != 0
         assert "teleport" in child.stderr
         assert "Traceback" not in child.stderr
 
-    def test_an_open_listener_without_a_key_is_refused_at_start(
-        self, tmp_path: Path
-    ) -> None:
+    def test_an_open_listener_without_a_key_is_refused_at_start(self) -> None:
         env = os.environ | {"PX_HOST": "0.0.0.0", "PX_DATABASE_URL": "sqlite://"}
         env.pop("PX_API_KEY", None)
-        child = subprocess.run(
-            [sys.executable, "-m", "app"],
-            env=env,
-            cwd=TESTS.parent,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        child = start_app(env)
         assert child.returncode != 0
         assert "PX_API_KEY" in child.stderr
         assert "Traceback" not in child.stderr
 
     def test_arguments_get_the_usage_instead_of_a_start(self) -> None:
-        child = subprocess.run(
-            [sys.executable, "-m", "app", "--port", "9000"],
-            cwd=TESTS.parent,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        child = start_app(dict(os.environ), "--port", "9000")
         assert child.returncode == 2
         assert "PX_" in child.stderr

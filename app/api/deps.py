@@ -8,11 +8,6 @@ from fastapi import Depends, Request, WebSocket
 from app.errors import Unauthorized
 from app.events.broker import Broker
 from app.execution.service import ExecutionService
-from app.settings import Settings
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def _service(request: Request) -> ExecutionService:
@@ -44,5 +39,4 @@ def websocket_broker(websocket: WebSocket) -> Broker:
     return websocket.app.state.broker
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
 Service = Annotated[ExecutionService, Depends(_service)]

@@ -41,6 +41,3 @@ class Broker:
                 if queue.full():
                     queue.get_nowait()
                 queue.put_nowait(event)
-
-    def subscriber_count(self, execution_id: str) -> int:
-        return len(self._queues.get(execution_id, ()))

@@ -158,8 +158,7 @@ class ExecutionLoop:
         self.by_id = {step.id: step for step in self.steps}
         priority = remaining_path_ms(self.steps)
         self.ready = ReadySet(
-            Node(step.id, step.depends_on, step.phase, priority[step.id])
-            for step in self.steps
+            Node(step.id, step.depends_on, priority[step.id]) for step in self.steps
         )
         self.phases = PhaseTracker({step.id: step.phase for step in self.steps})
         self.statuses = {step.id: StepStatus.pending for step in self.steps}
@@ -473,7 +472,7 @@ class ExecutionLoop:
         return status
 
     async def _put_state(
-        self, change: Any, step_id: str, run_id: str, key: str, value: Any
+        self, change: Change, step_id: str, run_id: str, key: str, value: Any
     ) -> None:
         row = await change.repository.put_state(
             self.execution_id, key, value, step_id=step_id, run_id=run_id

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 class Node:
     id: str
     depends_on: Sequence[str]
-    phase: int
     priority: int
 
 

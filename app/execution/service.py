@@ -7,7 +7,6 @@ from typing import Any
 from app.errors import (
     ExecutionConflict,
     InvalidRequest,
-    PlanTooLarge,
     TaskTooLong,
 )
 from app.events.types import EventType
@@ -138,13 +137,6 @@ class ExecutionService:
 
     def _plan(self, request: ExecutionCreate, config: ExecutionConfig) -> Plan:
         steps = request.plan.steps if request.plan else None
-        if steps is not None and len(steps) > self.settings.max_plan_steps:
-            raise PlanTooLarge(
-                f"plan has {len(steps)} steps; the limit is "
-                f"{self.settings.max_plan_steps}",
-                steps=len(steps),
-                limit=self.settings.max_plan_steps,
-            )
         for step in steps or ():
             if (
                 step.timeout_s

@@ -2,7 +2,7 @@ from app.execution.ready import Node, PhaseTracker, ReadySet
 
 
 def nodes(*specs: tuple[str, list[str], int]) -> list[Node]:
-    return [Node(step_id, deps, 0, priority) for step_id, deps, priority in specs]
+    return [Node(step_id, deps, priority) for step_id, deps, priority in specs]
 
 
 class TestReadiness:
