@@ -50,12 +50,46 @@ class Settings(BaseSettings):
     cancel_wait_seconds: float = Field(default=10.0, ge=0)
     page_size_default: int = Field(default=50, ge=1)
     page_size_max: int = Field(default=500, ge=1)
+    retry_max_attempts_limit: int = Field(default=10, ge=1)
+    idempotency_key_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
+    idempotency_key_max_chars: int = Field(default=200, ge=8, le=200)
+
+    # recovery and several processes
+    lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="An execution whose owner has not renewed it for this long "
+        "is taken over by another process.",
+    )
+    heartbeat_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="How often a process renews its leases, looks for executions "
+        "to take over and for cancels asked of another process.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM, how long running steps may go on before they "
+        "are interrupted and left for the next start to resume.",
+    )
+    stream_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A WebSocket stream re-reads the table at least this often.",
+    )
 
     @model_validator(mode="after")
     def refuse_unsafe_combinations(self) -> "Settings":
         if not _is_loopback(self.host) and not self.api_key:
             raise ValueError(
                 f"PX_HOST={self.host} listens beyond this machine; set PX_API_KEY too"
+            )
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError(
+                f"PX_HEARTBEAT_SECONDS={self.heartbeat_seconds:g} must be at most "
+                f"half of PX_LEASE_SECONDS={self.lease_seconds:g}, so that a lease "
+                "is renewed before it runs out"
             )
         return self
 

@@ -19,6 +19,7 @@ import uvicorn
 
 from app.main import create_app
 from app.settings import Settings
+from app.storage.models import Base
 
 TESTS = Path(__file__).parent
 PROFILES = TESTS / "profiles.toml"
@@ -92,9 +93,8 @@ async def _truncate(url: str) -> None:
     try:
         exists = await connection.fetchval("SELECT to_regclass('executions')")
         if exists:
-            await connection.execute(
-                "TRUNCATE executions, plan_steps, runs, events, shared_state"
-            )
+            tables = ", ".join(Base.metadata.tables)
+            await connection.execute(f"TRUNCATE {tables} CASCADE")
     finally:
         await connection.close()
 

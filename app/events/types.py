@@ -12,6 +12,8 @@ class EventType(StrEnum):
     execution_accepted = "execution.accepted"
     execution_planned = "execution.planned"
     execution_started = "execution.started"
+    execution_interrupted = "execution.interrupted"
+    execution_resumed = "execution.resumed"
     execution_finished = "execution.finished"
     phase_started = "phase.started"
     phase_finished = "phase.finished"
@@ -22,6 +24,7 @@ class EventType(StrEnum):
     step_skipped = "step.skipped"
     step_timed_out = "step.timed_out"
     step_cancelled = "step.cancelled"
+    step_retrying = "step.retrying"
     state_updated = "state.updated"
 
 

@@ -23,6 +23,7 @@ class ExecutionStatus(StrEnum):
 class StepStatus(StrEnum):
     pending = "pending"  # waiting for its dependencies or a free slot
     running = "running"  # a run of it is under way
+    retrying = "retrying"  # a run of it ended and its retry policy allows another
     succeeded = "succeeded"  # its run returned a result
     failed = "failed"  # its run failed
     timed_out = "timed_out"  # its run passed the step's timeout
@@ -36,6 +37,7 @@ class RunStatus(StrEnum):
     failed = "failed"  # the runner reported a failure
     timed_out = "timed_out"  # the step's timeout passed
     cancelled = "cancelled"  # stopped from outside before it finished
+    interrupted = "interrupted"  # cut off by the service stopping or dying
 
 
 FINISHED_EXECUTION = frozenset(
@@ -48,7 +50,9 @@ FINISHED_EXECUTION = frozenset(
         ExecutionStatus.timed_out,
     }
 )
-FINISHED_STEP = frozenset(set(StepStatus) - {StepStatus.pending, StepStatus.running})
+FINISHED_STEP = frozenset(
+    set(StepStatus) - {StepStatus.pending, StepStatus.running, StepStatus.retrying}
+)
 
 _ENDINGS = FINISHED_EXECUTION - {ExecutionStatus.planned}
 EXECUTION_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -57,7 +61,11 @@ EXECUTION_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     StepStatus.pending: frozenset({StepStatus.running, StepStatus.skipped}),
-    StepStatus.running: FINISHED_STEP - {StepStatus.skipped},
+    StepStatus.running: (FINISHED_STEP - {StepStatus.skipped}) | {StepStatus.retrying},
+    # a stop while a step waits for its next attempt ends it with its last outcome
+    StepStatus.retrying: frozenset(
+        {StepStatus.running, StepStatus.failed, StepStatus.timed_out}
+    ),
 }
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.running: frozenset(set(RunStatus) - {RunStatus.running}),

@@ -1,7 +1,7 @@
 """The words of planning: agents, task types, modes, steps and plans."""
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -66,6 +66,47 @@ class Mode(StrEnum):
     explicit = "explicit"  # the caller gave the steps; the planner only checks them
 
 
+RetryOutcome = Literal["failed", "timed_out", "interrupted"]
+
+
+class RetryPolicy(BaseModel):
+    """When a step is run again, and how long to wait before each new attempt.
+
+    The wait before attempt n+1 is ``backoff_s * backoff_multiplier ** (n - 1)``,
+    capped at ``backoff_max_s``, then shortened by a random share of up to
+    ``jitter`` so that many retries do not start in step. A cancel is never
+    retried; an interruption is a run cut off by the service stopping or dying.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: StrictInt = Field(
+        default=3, ge=1, description="Runs allowed in all, the first one included."
+    )
+    retry_on: list[RetryOutcome] = Field(
+        default_factory=lambda: ["interrupted"],
+        description="Outcomes worth another attempt: failed, timed_out, interrupted.",
+    )
+    backoff_s: StrictFloat = Field(default=1.0, ge=0, le=3600)
+    backoff_multiplier: StrictFloat = Field(default=2.0, ge=1, le=10)
+    backoff_max_s: StrictFloat = Field(default=60.0, ge=0, le=3600)
+    jitter: StrictFloat = Field(
+        default=0.5, ge=0, le=1, description="Up to this share of a wait is random."
+    )
+
+    def delay_s(self, attempt: int, random_share: float) -> float:
+        """The wait after a run numbered ``attempt``; random_share is in [0, 1)."""
+        base = min(
+            self.backoff_max_s,
+            self.backoff_s * self.backoff_multiplier ** (attempt - 1),
+        )
+        return base * (1 - self.jitter * random_share)
+
+    def allows(self, outcome: str, attempt: int) -> bool:
+        """Whether a run numbered ``attempt`` that ended in outcome gets another."""
+        return outcome in self.retry_on and attempt < self.max_attempts
+
+
 class StepSpec(BaseModel):
     """One step as a caller or a template describes it."""
 
@@ -80,6 +121,9 @@ class StepSpec(BaseModel):
     depends_on: list[StepId] = Field(default_factory=list, max_length=500)
     estimate_ms: StrictInt | None = Field(default=None, ge=0, le=7 * 24 * 3600 * 1000)
     timeout_s: StrictFloat | None = Field(default=None, gt=0)
+    retry: RetryPolicy | None = Field(
+        default=None, description="Overrides the execution's retry policy."
+    )
 
 
 class PlannedStep(BaseModel):
@@ -92,6 +136,7 @@ class PlannedStep(BaseModel):
     depends_on: list[str]
     estimate_ms: int
     timeout_s: float | None
+    retry: RetryPolicy | None = None
     phase: int = Field(
         description="Depth in the graph: 0 for steps with no dependency."
     )

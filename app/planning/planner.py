@@ -119,6 +119,7 @@ def _planned_steps(graph: StepGraph) -> list[dict[str, Any]]:
             "depends_on": [graph.ids[d] for d in deps],
             "estimate_ms": estimate,
             "timeout_s": step.timeout_s,
+            "retry": step.retry,
             "phase": depth,
         }
         for step, deps, estimate, depth in zip(

@@ -1,4 +1,4 @@
-"""Tables: executions, their plan steps, runs, events and shared state."""
+"""Tables: executions, their plan steps, runs, events, shared state, idempotency keys."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -61,6 +62,10 @@ class ExecutionRow(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # the process running it, until its lease runs out; see app/execution/leases.py
+    owner: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    cancel_requested: Mapped[str | None] = mapped_column(Text)
 
 
 class PlanStepRow(Base):
@@ -77,13 +82,17 @@ class PlanStepRow(Base):
     depends_on: Mapped[list[str]] = mapped_column(JSON)
     estimate_ms: Mapped[int] = mapped_column(Integer)
     timeout_s: Mapped[float | None] = mapped_column(Float)
+    retry: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     phase: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
 
 
 class RunRow(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index(None, "execution_id", "step_id"),)
+    __table_args__ = (
+        Index(None, "execution_id", "step_id"),
+        UniqueConstraint("execution_id", "step_id", "attempt"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     execution_id: Mapped[str] = mapped_column(
@@ -127,3 +136,17 @@ class SharedStateRow(Base):
     updated_by_step: Mapped[str] = mapped_column(String(64))
     updated_by_run: Mapped[str] = mapped_column(String(36))
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class IdempotencyKeyRow(Base):
+    """A caller's Idempotency-Key, the request it came with and what it created."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
