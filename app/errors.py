@@ -75,3 +75,17 @@ class Unauthorized(DomainError):
 
 class ProfilesFileInvalid(Exception):
     """The operator's profiles file cannot be used; the service refuses to start."""
+
+
+class IdempotencyConflict(DomainError):
+    status_code = 409
+    code = "idempotency_key_reused"
+
+
+class ShuttingDown(DomainError):
+    status_code = 503
+    code = "shutting_down"
+
+
+class DatabaseInUse(Exception):
+    """Another process holds the SQLite file; the service refuses to start."""

@@ -6,6 +6,7 @@ checks ``seq`` against what it has already sent to fill any gap from the table.
 A subscriber that falls more than ``LIVE_BUFFER_EVENTS`` behind loses its oldest
 buffered events rather than holding memory without bound; it reads them back
 from the table when it sees the gap. Publishing never waits for a subscriber.
+A ``None`` in a queue asks its reader to re-read the table.
 """
 
 import asyncio
@@ -20,12 +21,12 @@ LIVE_BUFFER_EVENTS = 1000
 
 class Broker:
     def __init__(self) -> None:
-        self._queues: dict[str, set[asyncio.Queue[EventRead]]] = defaultdict(set)
+        self._queues: dict[str, set[asyncio.Queue[EventRead | None]]] = defaultdict(set)
 
     @contextmanager
-    def subscribe(self, execution_id: str) -> Iterator[asyncio.Queue[EventRead]]:
+    def subscribe(self, execution_id: str) -> Iterator[asyncio.Queue[EventRead | None]]:
         """A queue that receives the execution's events while the block runs."""
-        queue: asyncio.Queue[EventRead] = asyncio.Queue(LIVE_BUFFER_EVENTS)
+        queue: asyncio.Queue[EventRead | None] = asyncio.Queue(LIVE_BUFFER_EVENTS)
         self._queues[execution_id].add(queue)
         try:
             yield queue
@@ -34,6 +35,16 @@ class Broker:
             queues.discard(queue)
             if not queues:
                 del self._queues[execution_id]
+
+    def watched(self, execution_id: str) -> bool:
+        return execution_id in self._queues
+
+    def wake_all(self) -> None:
+        """Make every watcher re-read the table (after live delivery was cut)."""
+        for queues in self._queues.values():
+            for queue in queues:
+                if not queue.full():
+                    queue.put_nowait(None)
 
     def publish(self, events: list[EventRead]) -> None:
         for event in events:

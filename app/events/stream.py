@@ -7,7 +7,8 @@ asked for, and after that the live events: one already sent is dropped, and a ga
 stream closes normally (1000) after ``execution.finished``.
 
 Close codes: 4400 bad ``after_seq`` (not a number, or past the last event), 4401
-missing API key, 4404 unknown execution, 1001 the service is going away.
+missing API key, 4404 unknown execution, 1001 or 1012 the service is going away
+(reconnect, to this or another process, with ``after_seq`` = the last seq seen).
 """
 
 import asyncio
@@ -90,17 +91,30 @@ async def stream_events(websocket: WebSocket, execution_id: str) -> None:
             raise
 
 
-async def _follow(watcher: _Watcher, queue: asyncio.Queue[EventRead]) -> bool:
-    """Send live events until the final one (True) or the client leaves (False)."""
+async def _follow(watcher: _Watcher, queue: asyncio.Queue[EventRead | None]) -> bool:
+    """Send live events until the final one (True) or the client leaves (False).
+
+    The table is read again whenever the broker asks (None) and whenever nothing
+    came for ``stream_poll_seconds``, so an event whose live delivery was lost
+    (another process's notification missed, say) arrives all the same.
+    """
     left = asyncio.ensure_future(_client_left(watcher.websocket))
+    poll_s = watcher.service.settings.stream_poll_seconds
     try:
         while True:
             next_event = asyncio.ensure_future(queue.get())
-            await asyncio.wait({next_event, left}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {next_event, left}, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED
+            )
             if left.done():
                 next_event.cancel()
                 return False
-            if await watcher.send(next_event.result()):
+            if not next_event.done():
+                next_event.cancel()
+                event = None
+            else:
+                event = next_event.result()
+            if await (watcher.backfill() if event is None else watcher.send(event)):
                 return True
     finally:
         left.cancel()

@@ -75,6 +75,29 @@ class ReadySet:
                 stack.extend(self._dependents[dependent])
         return sorted(skipped, key=self._order.__getitem__)
 
+    def restore(self, ended: Mapping[str, bool]) -> list[str]:
+        """Replay steps that ended before a restart (True if they succeeded).
+
+        Returns the steps that can no longer run because one of those did not
+        succeed; the rest become ready as if the loop had seen it all happen.
+        """
+        blocked: list[str] = []
+        for step_id, succeeded in ended.items():
+            self._started.add(step_id)
+            if succeeded:
+                self.succeeded(step_id)
+            else:
+                blocked += self.did_not_succeed(step_id)
+        self._heap = []
+        for step_id in self._nodes:
+            if (
+                self._waiting_on[step_id] == 0
+                and step_id in self._unfinished
+                and step_id not in self._started
+            ):
+                self._push(step_id)
+        return sorted(set(blocked) - set(ended), key=self._order.__getitem__)
+
     def drain(self) -> list[str]:
         """Take every step not yet started out of the set, in plan order."""
         self._heap.clear()
@@ -106,6 +129,13 @@ class PhaseTracker:
             return None
         self.started.add(phase)
         return phase
+
+    def restore(self, started: Iterable[str], ended: Iterable[str]) -> None:
+        """Count steps that started or ended before a restart."""
+        for step_id in started:
+            self.started.add(self._phase_of[step_id])
+        for step_id in ended:
+            self._left[self._phase_of[step_id]] -= 1
 
     def finish(self, step_id: str) -> int | None:
         """Record a step's end; return the phase if it was the phase's last."""

@@ -20,6 +20,7 @@ from app.planning.models import (
     Mode,
     Plan,
     PlannedStep,
+    RetryPolicy,
     StepSpec,
     TaskType,
     Text,
@@ -45,6 +46,10 @@ class ExecutionConfig(BaseModel):
     step_timeout_s: StrictFloat | None = Field(default=None, gt=0)
     execution_timeout_s: StrictFloat | None = Field(default=None, gt=0)
     profile: Text | None = Field(default=None, min_length=1, max_length=64)
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy,
+        description="Retry policy of every step that does not set its own.",
+    )
 
 
 class PlanInput(BaseModel):

@@ -1,16 +1,20 @@
 """Executions as the API sees them: submit, read, cancel."""
 
+import asyncio
 import logging
+import time
 import uuid
-from typing import Any
 
 from app.errors import (
     ExecutionConflict,
     InvalidRequest,
+    ShuttingDown,
     TaskTooLong,
 )
+from app.events.listener import notify_control
 from app.events.types import EventType
-from app.execution.executor import Executor, LoopConfig, close_open_work
+from app.execution.executor import Executor, loop_config, planned_step
+from app.execution.loop import close_open_work
 from app.execution.recorder import Recorder, event_read
 from app.execution.schemas import (
     EventPage,
@@ -31,7 +35,7 @@ from app.execution.status import (
     StepStatus,
 )
 from app.planning import describe, make_plan
-from app.planning.models import Plan
+from app.planning.models import Plan, RetryPolicy
 from app.runners.profiles import ProfileRegistry
 from app.settings import Settings
 from app.storage.database import Database
@@ -62,11 +66,16 @@ class ExecutionService:
         """Plan the task, store the execution, and start it unless it is a dry run."""
         config = self._resolve(request)
         plan = self._plan(request, config)
+        if not self.executor.accepting and not config.dry_run:
+            raise ShuttingDown("the service is shutting down; send the request again")
         execution_id = str(uuid.uuid4())
         status = ExecutionStatus.planned if config.dry_run else ExecutionStatus.accepted
 
         async with self.recorder.change(execution_id) as change:
             execution = _execution_row(execution_id, request.task, config, plan, status)
+            if not config.dry_run:
+                execution.owner = self.executor.owner
+                execution.lease_expires_at = self.executor.leases.expiry()
             change.repository.session.add(execution)
             change.repository.session.add_all(_step_rows(execution_id, plan))
             await change.repository.session.flush()
@@ -92,7 +101,7 @@ class ExecutionService:
                 execution_id,
                 request.task,
                 plan.steps,
-                _loop_config(config, plan),
+                loop_config(config, plan.estimated_savings_ms),
             )
         read = await self.get(execution_id)
         read.plan = _plan_read(execution_id, plan, {})
@@ -121,6 +130,11 @@ class ExecutionService:
             )
         if not config.parallel:
             config.max_parallel = 1
+        self._check_retry(config.retry, "body.config.retry.max_attempts")
+        for index, step in enumerate(request.plan.steps if request.plan else ()):
+            if step.retry is not None:
+                field = f"body.plan.steps.{index}.retry.max_attempts"
+                self._check_retry(step.retry, field)
         config.step_timeout_s = _capped(
             config.step_timeout_s,
             settings.step_timeout_default_seconds,
@@ -134,6 +148,15 @@ class ExecutionService:
             "body.config.execution_timeout_s",
         )
         return config
+
+    def _check_retry(self, retry: RetryPolicy, field: str) -> None:
+        limit = self.settings.retry_max_attempts_limit
+        if retry.max_attempts > limit:
+            raise InvalidRequest.on_field(
+                field,
+                f"{retry.max_attempts} is above the limit of {limit}",
+                limit=limit,
+            )
 
     def _plan(self, request: ExecutionCreate, config: ExecutionConfig) -> Plan:
         steps = request.plan.steps if request.plan else None
@@ -181,7 +204,7 @@ class ExecutionService:
             repository = ExecutionRepository(session)
             row = await repository.get(execution_id)
             steps = await repository.steps(execution_id)
-        plan = Plan(steps=[_planned_step(step) for step in steps], **row.plan_figures)
+        plan = Plan(steps=[planned_step(step) for step in steps], **row.plan_figures)
         return _plan_read(row.id, plan, {step.step_id: step.status for step in steps})
 
     async def runs(self, execution_id: str) -> list[RunRead]:
@@ -222,22 +245,19 @@ class ExecutionService:
     # cancel
 
     async def cancel(self, execution_id: str) -> ExecutionRead:
-        """Stop a running execution; one that has finished is a conflict."""
+        """Stop a running execution; one that has finished is a conflict.
+
+        The process that runs the execution stops it, whichever process got the
+        request; one that no live process owns is closed here.
+        """
         current = await self.get(execution_id)
         if current.status not in FINISHED_EXECUTION:
-            reason = "cancelled by request"
-            if self.executor.owns(execution_id):
-                await self.executor.stop(
-                    execution_id,
-                    ExecutionStatus.cancelled,
-                    reason,
-                    self.settings.cancel_wait_seconds,
-                )
-            else:
-                await self.close_orphan(execution_id, ExecutionStatus.cancelled, reason)
+            await self._cancel(execution_id, "cancelled by request")
             current = await self.get(execution_id)
-            if current.status in (ExecutionStatus.cancelled, ExecutionStatus.running):
-                return current  # running: the stop is under way
+            if current.status not in FINISHED_EXECUTION or (
+                current.status == ExecutionStatus.cancelled
+            ):
+                return current  # not finished yet: the stop is under way
         raise ExecutionConflict(
             f"execution {execution_id} is {current.status.value}; "
             "only an accepted or running execution can be cancelled",
@@ -245,21 +265,35 @@ class ExecutionService:
             status=current.status.value,
         )
 
-    async def close_orphans(self) -> int:
-        """End executions left unfinished by a previous process of this service."""
-        async with self.database.reader() as session:
-            rows = await ExecutionRepository(session).unfinished()
-        reason = "interrupted: the service stopped while it ran"
-        for row in rows:
-            await self.close_orphan(row.id, ExecutionStatus.failed, reason)
-        return len(rows)
+    async def _cancel(self, execution_id: str, reason: str) -> None:
+        wait_s = self.settings.cancel_wait_seconds
+        executor = self.executor
+        if not executor.owns(execution_id):
+            if await executor.leases.take(execution_id) is not None:
+                async with self.recorder.change(execution_id, executor.owner) as change:
+                    await close_open_work(change, ExecutionStatus.cancelled, reason)
+                return
+        if executor.owns(execution_id):
+            await executor.stop(execution_id, ExecutionStatus.cancelled, reason, wait_s)
+            return
+        await executor.leases.ask_cancel(execution_id, reason)
+        await notify_control(self.database, f"cancel {execution_id}")
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if (await self.get(execution_id)).status in FINISHED_EXECUTION:
+                return
+            await asyncio.sleep(0.05)
 
-    async def close_orphan(
-        self, execution_id: str, status: ExecutionStatus, reason: str
-    ) -> None:
-        """End an execution no loop of this process owns, closing its open runs."""
-        async with self.recorder.change(execution_id) as change:
-            await close_open_work(change, status, reason)
+    def cancel_noticed(self, execution_id: str) -> None:
+        """A cancel was asked of another process; stop it here if it runs here."""
+        if self.executor.owns(execution_id):
+            asyncio.create_task(self._cancel_asked(execution_id))
+
+    async def _cancel_asked(self, execution_id: str) -> None:
+        async with self.database.reader() as session:
+            row = await ExecutionRepository(session).get(execution_id)
+        if row.cancel_requested:
+            self.executor.cancel_asked(execution_id, row.cancel_requested)
 
 
 def _capped(value: float | None, default: float, limit: float, field: str) -> float:
@@ -306,24 +340,12 @@ def _step_rows(execution_id: str, plan: Plan) -> list[PlanStepRow]:
             depends_on=step.depends_on,
             estimate_ms=step.estimate_ms,
             timeout_s=step.timeout_s,
+            retry=step.retry.model_dump(mode="json") if step.retry else None,
             phase=step.phase,
             status=StepStatus.pending.value,
         )
         for position, step in enumerate(plan.steps)
     ]
-
-
-def _loop_config(config: ExecutionConfig, plan: Plan) -> LoopConfig:
-    assert config.max_parallel and config.step_timeout_s and config.execution_timeout_s
-    assert config.profile
-    return LoopConfig(
-        max_parallel=config.max_parallel,
-        fail_fast=config.fail_fast,
-        step_timeout_s=config.step_timeout_s,
-        execution_timeout_s=config.execution_timeout_s,
-        profile=config.profile,
-        estimated_savings_ms=plan.estimated_savings_ms,
-    )
 
 
 def _execution_read(row: ExecutionRow) -> ExecutionRead:
@@ -359,16 +381,3 @@ def _plan_read(execution_id: str, plan: Plan, statuses: dict[str, str]) -> PlanR
         description=describe(plan),
         **plan_figures(plan),
     )
-
-
-def _planned_step(step: PlanStepRow) -> dict[str, Any]:
-    return {
-        "id": step.step_id,
-        "agent": step.agent,
-        "title": step.title,
-        "instructions": step.instructions,
-        "depends_on": step.depends_on,
-        "estimate_ms": step.estimate_ms,
-        "timeout_s": step.timeout_s,
-        "phase": step.phase,
-    }

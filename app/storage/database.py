@@ -1,7 +1,9 @@
 """The database: engine, sessions, and the one place a unit of work commits."""
 
 import asyncio
+import fcntl
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from app.errors import DatabaseInUse
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,54 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class SqliteFileLock:
+    """Keeps a SQLite database to this process: a second one is refused at start.
+
+    SQLite serialises writers with a file lock that one process holds at a time;
+    this service also coordinates its own writes in memory (the write lock above)
+    and treats every unfinished execution in the file as its own to resume. A
+    second process would fight over the file and resume executions that are
+    still running, so it is stopped before it opens the database. The lock is an
+    advisory ``flock`` on a file beside the database; the kernel drops it when
+    the process ends, however it ends.
+    """
+
+    def __init__(self, url: str) -> None:
+        database = make_url(url).database
+        self.path = (
+            Path(f"{database}.lock") if database and database != ":memory:" else None
+        )
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            database = str(self.path)[: -len(".lock")]
+            raise DatabaseInUse(
+                f"the SQLite database {database} is in use by another parallel-exec "
+                f"process (pid {holder}); SQLite serves one process only: stop that "
+                "one, give this one its own PX_DATABASE_URL, or use PostgreSQL to "
+                "run several processes"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
 
 
 def _create_engine(url: str, *, echo: bool) -> AsyncEngine:

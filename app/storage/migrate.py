@@ -34,5 +34,25 @@ async def _run(database: Database, action: Any) -> None:
         config.attributes["connection"] = connection
         action(config)
 
-    async with database.engine.begin() as connection:
-        await connection.run_sync(run_sync)
+    async with database.engine.connect() as connection:
+        if database.is_sqlite:
+            # SQLite alters a table by copying it into a new one and dropping the
+            # old: with foreign keys enforced, that drop would cascade and delete
+            # every dependent row. The pragma only works outside a transaction.
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.commit()
+        try:
+            async with connection.begin():
+                await connection.run_sync(run_sync)
+                if database.is_sqlite:
+                    await _check_foreign_keys(connection)
+        finally:
+            if database.is_sqlite:
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await connection.commit()
+
+
+async def _check_foreign_keys(connection: Any) -> None:
+    broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+    if broken:
+        raise RuntimeError(f"migration left rows with broken references: {broken[:5]}")

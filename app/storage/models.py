@@ -1,4 +1,4 @@
-"""Tables: executions, their plan steps, runs, events, shared state, idempotency keys."""
+"""Tables: executions, plan steps, runs, events, shared state, idempotency keys."""
 
 from datetime import UTC, datetime
 from typing import Any

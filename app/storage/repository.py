@@ -31,6 +31,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class LeaseLost(RuntimeError):
+    """This process no longer owns the execution it was about to write to."""
+
+    def __init__(self, execution_id: str, owner: str) -> None:
+        super().__init__(f"{owner} no longer owns execution {execution_id}")
+        self.execution_id = execution_id
+
+
 def _is_uuid(text: str) -> bool:
     try:
         return str(uuid.UUID(text)) == text
@@ -117,16 +125,29 @@ class ExecutionRepository:
     # events
 
     async def append_event(
-        self, execution_id: str, type: str, step_id: str | None, data: dict[str, Any]
+        self,
+        execution_id: str,
+        type: str,
+        step_id: str | None,
+        data: dict[str, Any],
+        *,
+        owner: str | None = None,
     ) -> EventRow:
-        """Append one event with the execution's next ``seq``."""
+        """Append one event with the execution's next ``seq``.
+
+        Given an owner, the event is only appended while that owner holds the
+        execution's lease; otherwise LeaseLost is raised and nothing is written.
+        """
+        query = update(ExecutionRow).where(ExecutionRow.id == execution_id)
+        if owner is not None:
+            query = query.where(ExecutionRow.owner == owner)
         seq = await self.session.scalar(
-            update(ExecutionRow)
-            .where(ExecutionRow.id == execution_id)
-            .values(last_seq=ExecutionRow.last_seq + 1)
+            query.values(last_seq=ExecutionRow.last_seq + 1)
             .returning(ExecutionRow.last_seq)
             .execution_options(synchronize_session=False)
         )
+        if seq is None and owner is not None:
+            raise LeaseLost(execution_id, owner)
         assert seq is not None, execution_id
         row = EventRow(
             execution_id=execution_id,

@@ -3,7 +3,13 @@
 Keys: lines (printed one by one), numbered_lines (how many "line N" to print),
 sleep (seconds), exit (code), stderr (text), state (updates), output (result),
 raw_result (text written to the result file as it is), child_pid_file (start a
-grandchild `sleep` and write its pid there).
+grandchild `sleep` and write its pid there), raw_stdout and raw_stderr (text
+written as bytes, one byte per character U+0000 to U+00FF, so that NUL and
+invalid UTF-8 can be sent), long_line ({"text", "times"}: the text repeated as
+one stdout line), no_result (write no result file: stdout is the result),
+on_attempt ({"1": {...}}: keys that apply to that attempt number only), pid_file
+(the agent's own pid is written there), attempt_log (a file that gets a line
+"attempt run_id" per run).
 With plain-text instructions it succeeds at once.
 """
 
@@ -20,6 +26,13 @@ def main() -> int:
         context = json.load(file)
     instructions = context["instructions"]
     script = json.loads(instructions) if instructions.startswith("{") else {}
+    script.update(script.get("on_attempt", {}).get(os.environ["PX_ATTEMPT"], {}))
+    if "pid_file" in script:
+        with open(script["pid_file"], "w") as file:
+            file.write(str(os.getpid()))
+    if "attempt_log" in script:
+        with open(script["attempt_log"], "a") as file:
+            file.write(f"{os.environ['PX_ATTEMPT']} {os.environ['PX_RUN_ID']}\n")
 
     if "child_pid_file" in script:
         child = subprocess.Popen(["sleep", "120"])
@@ -29,7 +42,15 @@ def main() -> int:
         print(line, flush=True)
     for number in range(script.get("numbered_lines", 0)):
         print(f"line {number}", flush=True)
+    if "raw_stdout" in script:
+        sys.stdout.buffer.write(script["raw_stdout"].encode("latin-1"))
+        sys.stdout.buffer.flush()
+    if "long_line" in script:
+        print(script["long_line"]["text"] * script["long_line"]["times"], flush=True)
     time.sleep(script.get("sleep", 0))
+    if "raw_stderr" in script:
+        sys.stderr.buffer.write(script["raw_stderr"].encode("latin-1"))
+        sys.stderr.buffer.flush()
     if script.get("exit"):
         print(script.get("stderr", "scripted failure"), file=sys.stderr)
         return script["exit"]
@@ -41,6 +62,8 @@ def main() -> int:
         "prompt_lines": len(prompt.splitlines()),
         "env_step": os.environ["PX_STEP_ID"],
     }
+    if script.get("no_result"):
+        return 0
     with open(os.environ["PX_RESULT_FILE"], "w") as file:
         if "raw_result" in script:
             file.write(script["raw_result"])

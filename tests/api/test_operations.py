@@ -94,21 +94,30 @@ class TestApiKey:
 
 
 class TestRestart:
-    async def test_an_execution_cut_off_by_a_stop_is_closed_at_the_next_start(
+    async def test_a_step_cut_off_by_a_stop_is_run_again_at_the_next_start(
         self, make_settings: Callable[..., Settings]
     ) -> None:
-        settings = make_settings(cancel_wait_seconds=0)
+        settings = make_settings(shutdown_grace_seconds=0)
+        slow_first = {"on_attempt": {"1": {"sleep": 60}}}
+        body = scripted(step("quick"), step("slow", ["quick"], **slow_first))
         async with start_service(settings) as service:
-            created = await service.submit("x", **scripted(step("slow", sleep=60)))
+            created = await service.submit("x", **body)
             while not any(
-                e["type"] == "step.started"
+                e["type"] == "step.started" and e["step_id"] == "slow"
                 for e in await all_events(service, created["id"])
             ):
                 await asyncio.sleep(0.02)
         async with start_service(settings) as service:
             execution = await service.wait_finished(created["id"])
             events = await all_events(service, created["id"])
-        assert execution["status"] == "failed"
-        assert "stopped" in execution["reason"]
+            runs = (await service.client.get(f"/executions/{created['id']}/runs")).json()
+        assert execution["status"] == "succeeded"
+        assert [(r["step_id"], r["attempt"], r["status"]) for r in runs] == [
+            ("quick", 1, "succeeded"),
+            ("slow", 1, "interrupted"),
+            ("slow", 2, "succeeded"),
+        ]
+        types = [e["type"] for e in events]
+        assert types.index("execution.interrupted") < types.index("execution.resumed")
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert events[-1]["type"] == "execution.finished"

@@ -1,0 +1,912 @@
+"""One execution's loop: starts each step the moment its dependencies have succeeded.
+
+An ``ExecutionLoop`` owns one execution. It admits ready steps (``ReadySet``) while
+fewer than ``max_parallel`` of its steps are under way; each admitted step waits
+for a server-wide slot (``Slots``), highest remaining path first, then its runner
+carries it out. The loop wakes when any step ends, records what follows from it
+(newly ready steps, steps skipped below a failure, a stop under ``fail_fast``) and
+admits again. Phases are never barriers; they are counted for display only.
+
+A step is tried up to its retry policy's ``max_attempts`` times; each attempt is a
+run of its own, with an id derived from the execution, the step and the attempt
+number, so that a side-effecting agent can tell a repeat and the database refuses
+a second start of the same attempt. Between attempts the step is ``retrying``.
+
+A stop (cancel, execution timeout, ``fail_fast``) prevents new starts and cancels
+running steps; each cancelled step records its own end, the steps that never
+started end ``skipped``, and the execution's final event is written last. Every
+run ends in exactly one terminal status with exactly one terminal event.
+
+A drain (the service is shutting down) only prevents new starts: running steps
+may finish. An interrupt (the grace period is over) cuts them off: their runs end
+``interrupted``, and the execution is handed back, unfinished, for the next
+process to resume (``resume=True``). A loop that loses its lease stops writing.
+"""
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import logs
+from app.events.types import EventType
+from app.execution.limits import Slots
+from app.execution.ready import Node, PhaseTracker, ReadySet
+from app.execution.recorder import (
+    Change,
+    Recorder,
+    bounded_json,
+    clean_text,
+    shielded,
+)
+from app.execution.schemas import ExecutionResult
+from app.execution.status import (
+    FINISHED_EXECUTION,
+    FINISHED_STEP,
+    ExecutionStatus,
+    RunStatus,
+    StepStatus,
+)
+from app.planning.graph import remaining_path_ms
+from app.planning.models import PlannedStep, RetryPolicy
+from app.runners.base import RunFailed, StepContext
+from app.runners.profiles import ProfileRegistry
+from app.settings import Settings
+from app.storage.models import RunRow
+from app.storage.repository import LeaseLost, utcnow
+
+logger = logging.getLogger(__name__)
+
+TERMINAL_EVENT = {
+    StepStatus.succeeded: EventType.step_succeeded,
+    StepStatus.failed: EventType.step_failed,
+    StepStatus.timed_out: EventType.step_timed_out,
+    StepStatus.cancelled: EventType.step_cancelled,
+}
+RUN_ENDS_STEP = {
+    RunStatus.succeeded: StepStatus.succeeded,
+    RunStatus.failed: StepStatus.failed,
+    RunStatus.timed_out: StepStatus.timed_out,
+    RunStatus.cancelled: StepStatus.cancelled,
+    RunStatus.interrupted: StepStatus.failed,
+}
+INTERRUPTED = "interrupted: the service running it stopped"
+_ATTEMPT_IDS = uuid.UUID("5f0c4b8e-2a57-4a8e-9d51-7c3e6b1d0a92")
+
+
+def attempt_id(execution_id: str, step_id: str, attempt: int) -> str:
+    """The run id of one attempt: the same whichever process makes it."""
+    return str(uuid.uuid5(_ATTEMPT_IDS, f"{execution_id}/{step_id}/{attempt}"))
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """An execution's resolved limits."""
+
+    max_parallel: int
+    fail_fast: bool
+    step_timeout_s: float
+    execution_timeout_s: float
+    profile: str
+    estimated_savings_ms: int
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class RunRecord:
+    """What the loop remembers of a finished run, for the result figures."""
+
+    step_id: str
+    status: RunStatus
+    duration_ms: int
+    finished: datetime
+
+
+@dataclass
+class Stop:
+    status: ExecutionStatus
+    reason: str
+
+
+@dataclass
+class _Progress:
+    """Turns a run's progress lines into step.log events, up to a cap per run.
+
+    Each line is written in a task of its own, so a cancel never cuts a
+    transaction short; ``settle`` waits for those writes, so that a step's log
+    lines always come before its terminal event.
+    """
+
+    loop: "ExecutionLoop"
+    step_id: str
+    run_id: str
+    lines: int = 0
+    writes: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def log(self, line: str) -> None:
+        if self.loop.stopping:
+            return  # output drained after a stop is not worth delaying the stop
+        self.lines += 1
+        limit = self.loop.settings.max_log_events_per_run
+        if self.lines > limit + 1:
+            return
+        if self.lines == limit + 1:
+            line = f"[more log lines omitted: the limit is {limit} per run]"
+        text = clean_text(line.rstrip("\n"), self.loop.settings.max_log_line_bytes)
+        write = asyncio.ensure_future(self._write(text))
+        self.writes.add(write)
+        write.add_done_callback(self.writes.discard)
+        await asyncio.shield(write)
+
+    async def settle(self) -> None:
+        await asyncio.gather(*self.writes, return_exceptions=True)
+
+    async def _write(self, text: str) -> None:
+        async with self.loop.change() as change:
+            await change.event(
+                EventType.step_log, self.step_id, run_id=self.run_id, line=text
+            )
+
+
+@dataclass
+class History:
+    """What an execution had done before this loop took it over."""
+
+    statuses: dict[str, StepStatus]
+    attempts: dict[str, int]
+    records: list[RunRecord]
+    outputs: dict[str, Any]
+    state: dict[str, Any]
+    last_error: dict[str, tuple[StepStatus, str]]
+
+
+@dataclass
+class ExecutionLoop:
+    execution_id: str
+    task: str
+    steps: list[PlannedStep]
+    config: LoopConfig
+    recorder: Recorder
+    registry: ProfileRegistry
+    slots: Slots
+    settings: Settings
+    owner: str | None = None
+    resume: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    records: list[RunRecord] = field(default_factory=list)
+    statuses: dict[str, StepStatus] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)
+    progress: dict[str, _Progress] = field(default_factory=dict)
+    last_error: dict[str, tuple[StepStatus, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_id = {step.id: step for step in self.steps}
+        priority = remaining_path_ms(self.steps)
+        self.ready = ReadySet(
+            Node(step.id, step.depends_on, priority[step.id]) for step in self.steps
+        )
+        self.phases = PhaseTracker({step.id: step.phase for step in self.steps})
+        self.statuses = {step.id: StepStatus.pending for step in self.steps}
+        self.attempts = {step.id: 0 for step in self.steps}
+        self.began = utcnow()
+        self._stop: Stop | None = None
+        self._wake = asyncio.Event()
+        self._closing = False  # set once the loop has decided how it ends
+        self._draining = False  # start nothing new; let running steps finish
+        self._interrupting = False  # cut running steps off; resume elsewhere
+        self._lost = False  # another process holds the lease now
+
+    # asked from outside
+
+    def stop(self, status: ExecutionStatus, reason: str) -> None:
+        """Ask the loop to stop; the first reason wins, and none once it is closing."""
+        if self._stop is None and not self._closing:
+            self._stop = Stop(status, reason)
+            self._wake.set()
+
+    def drain(self) -> None:
+        """Start no new step; the execution is handed back once none runs."""
+        self._draining = True
+        self._wake.set()
+
+    def interrupt(self) -> None:
+        """Cut running steps off; their runs end interrupted, to be re-attempted."""
+        self._draining = self._interrupting = True
+        self._wake.set()
+
+    def lose(self) -> None:
+        """The lease is gone: stop every step and write nothing more."""
+        self._lost = True
+        self.interrupt()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop is not None or self._interrupting
+
+    @asynccontextmanager
+    async def change(self) -> AsyncIterator[Change]:
+        """A unit of work fenced by this loop's lease; a lost lease stops the loop."""
+        try:
+            async with self.recorder.change(self.execution_id, self.owner) as change:
+                yield change
+        except LeaseLost:
+            self._lost = True
+            self.interrupt()
+            raise
+
+    # the loop
+
+    async def run(self) -> None:
+        logs.bind(execution_id=self.execution_id)
+        try:
+            await self._run()
+        except LeaseLost:
+            logger.warning("execution.lease_lost", exc_info=True)
+        except Exception:
+            if self._lost:
+                logger.warning("execution.lease_lost")
+                return
+            logger.exception("execution.crashed")
+            await self._abandon("internal error in the executor")
+
+    async def _abandon(self, reason: str) -> None:
+        """Close whatever is still open after the loop itself failed."""
+        status = ExecutionStatus.failed
+        try:
+            async with self.change() as change:
+                await close_open_work(change, status, reason, self._result(status))
+        except Exception:
+            logger.exception("execution.not_closed")
+
+    async def _run(self) -> None:
+        if self.resume:
+            await self._record_resumed()
+        else:
+            await self._record_started()
+
+        running: dict[asyncio.Task[StepStatus], str] = {}
+        deadline = time.monotonic() + self._seconds_left()
+        wake = asyncio.create_task(self._wake.wait())
+        try:
+            while self._stop is None and not self._interrupting:
+                if not self._draining:
+                    self._admit(running)
+                if not running:
+                    break
+                done, _ = await asyncio.wait(
+                    {*running, wake},
+                    timeout=max(deadline - time.monotonic(), 0),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for task in done - {wake}:
+                    await self._settle(running.pop(task), task.result())
+                if wake in done:
+                    self._wake.clear()
+                    wake = asyncio.create_task(self._wake.wait())
+                if time.monotonic() >= deadline:
+                    seconds = self.config.execution_timeout_s
+                    self.stop(
+                        ExecutionStatus.timed_out,
+                        f"execution timed out after {seconds:g} s",
+                    )
+        finally:
+            self._closing = True
+            wake.cancel()
+            await self._cancel(running)
+
+        if self._lost:
+            return
+        if self._stop is None and self._draining and self._unfinished():
+            await self._hand_back()
+            return
+        await self._skip(self.ready.drain(), "the execution stopped before it ran")
+        await self._finish()
+
+    def _seconds_left(self) -> float:
+        spent = (utcnow() - self.began).total_seconds()
+        return max(self.config.execution_timeout_s - spent, 0)
+
+    def _unfinished(self) -> list[str]:
+        return [s for s, status in self.statuses.items() if status not in FINISHED_STEP]
+
+    # admission
+
+    def _admit(self, running: dict[asyncio.Task[StepStatus], str]) -> None:
+        while self.ready.has_ready() and len(running) < self.config.max_parallel:
+            step_id = self.ready.pop()
+            running[asyncio.create_task(self._run_step(step_id))] = step_id
+
+    async def _settle(self, step_id: str, status: StepStatus) -> None:
+        if status == StepStatus.retrying:
+            return  # parked by a drain: the next process tries it again
+        if status == StepStatus.succeeded:
+            self.ready.succeeded(step_id)
+            await self._phase_end(step_id)
+            return
+
+        await self._phase_end(step_id)
+        if self.config.fail_fast:
+            self.stop(ExecutionStatus.failed, f"step {step_id} {status.value}")
+            return
+        downstream = self.ready.did_not_succeed(step_id)
+        await self._skip(downstream, f"dependency {step_id} {status.value}")
+
+    async def _cancel(self, running: dict[asyncio.Task[StepStatus], str]) -> None:
+        for task in running:
+            task.cancel()
+        results = await asyncio.gather(*running, return_exceptions=True)
+        if self._lost:
+            return
+        never_started = []
+        for step_id in running.values():
+            if self.statuses[step_id] == StepStatus.pending:
+                never_started.append(step_id)
+            elif self.statuses[step_id] in FINISHED_STEP:
+                await self._phase_end(step_id)
+        if not self._interrupting:
+            await self._skip(never_started, "the execution stopped before it ran")
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+
+    # one step, attempt after attempt
+
+    async def _run_step(self, step_id: str) -> StepStatus:
+        step = self.by_id[step_id]
+        logs.bind(step_id=step_id)
+        try:
+            while True:
+                status, delay_s = await self._attempt(step)
+                if status != StepStatus.retrying or self._draining:
+                    return status
+                await asyncio.sleep(delay_s)
+        except asyncio.CancelledError:
+            await shielded(self._cancelled(step))
+            raise
+
+    async def _attempt(self, step: PlannedStep) -> tuple[StepStatus, float]:
+        async with self.slots.slot(self.ready.node(step.id).priority):
+            attempt = self.attempts[step.id] + 1
+            run_id = attempt_id(self.execution_id, step.id, attempt)
+            await shielded(self._record_step_started(step, run_id, attempt))
+            return await self._carry_out(step, run_id, attempt)
+
+    async def _cancelled(self, step: PlannedStep) -> None:
+        """Record how a step cut off by a stop, an interrupt or a drain ends."""
+        if self._lost:
+            return
+        status = self.statuses[step.id]
+        if status == StepStatus.running:
+            attempt = self.attempts[step.id]
+            run_id = attempt_id(self.execution_id, step.id, attempt)
+            if self._interrupting:
+                run_status, error = RunStatus.interrupted, INTERRUPTED
+            else:
+                run_status = RunStatus.cancelled
+                error = self._stop.reason if self._stop else "cancelled"
+            await self._record_run_end(step, run_id, attempt, run_status, error=error)
+        elif status == StepStatus.retrying and not self._interrupting:
+            await self._give_up(step)
+
+    async def _carry_out(
+        self, step: PlannedStep, run_id: str, attempt: int
+    ) -> tuple[StepStatus, float]:
+        context = StepContext(
+            execution_id=self.execution_id,
+            run_id=run_id,
+            attempt=attempt,
+            step_id=step.id,
+            agent=step.agent,
+            title=step.title,
+            instructions=step.instructions,
+            task=self.task,
+            upstream={dep: self.outputs.get(dep) for dep in step.depends_on},
+            state=dict(self.state),
+            estimate_ms=step.estimate_ms,
+            timeout_s=self._timeout_s(step),
+        )
+        self.progress[step.id] = _Progress(self, step.id, run_id)
+        timeout = asyncio.timeout(context.timeout_s)
+        try:
+            runner = self.registry.runner_for(self.config.profile, step.agent)
+            async with timeout:
+                result = await runner.run(context, self.progress[step.id])
+        except TimeoutError as error:
+            if not timeout.expired():
+                return await self._failed(step, run_id, attempt, error)
+            message = f"step timed out after {context.timeout_s:g} s"
+            return await shielded(
+                self._record_run_end(
+                    step, run_id, attempt, RunStatus.timed_out, error=message
+                )
+            )
+        except Exception as error:
+            return await self._failed(step, run_id, attempt, error)
+
+        try:
+            output = bounded_json(result.output, self.settings.max_output_bytes)
+            updates = self._checked_state(result.state_updates)
+        except (RunFailed, ValueError, TypeError, RecursionError) as error:
+            return await self._failed(step, run_id, attempt, error)
+        try:
+            return await shielded(
+                self._record_run_end(
+                    step,
+                    run_id,
+                    attempt,
+                    RunStatus.succeeded,
+                    output=output,
+                    state_updates=updates,
+                )
+            )
+        except SQLAlchemyError as error:
+            logger.exception("step.result_not_stored")
+            message = f"the step's result could not be stored: {type(error).__name__}"
+            return await self._failed(step, run_id, attempt, RunFailed(message))
+
+    def _checked_state(self, updates: Any) -> dict[str, Any]:
+        """The step's state updates, or RunFailed saying why they cannot be kept."""
+        if not isinstance(updates, dict):
+            raise RunFailed("state updates must be a JSON object")
+        limit = self.settings.max_state_updates_per_run
+        if len(updates) > limit:
+            raise RunFailed(f"{len(updates)} state updates; the limit is {limit}")
+        checked = {}
+        for key, value in updates.items():
+            if not isinstance(key, str) or not 0 < len(key) <= 200:
+                raise RunFailed("state keys must be strings of 1 to 200 characters")
+            if clean_text(key, 1000) != key:
+                raise RunFailed("state keys must be valid text without NUL")
+            checked[key] = bounded_json(value, self.settings.max_output_bytes)
+        return checked
+
+    def _timeout_s(self, step: PlannedStep) -> float:
+        return step.timeout_s or self.config.step_timeout_s
+
+    def _policy(self, step: PlannedStep) -> RetryPolicy:
+        return step.retry or self.config.retry
+
+    async def _failed(
+        self, step: PlannedStep, run_id: str, attempt: int, error: Exception
+    ) -> tuple[StepStatus, float]:
+        if isinstance(error, RunFailed):
+            message, details = error.message, error.details
+        else:
+            message, details = f"{type(error).__name__}: {error}", {}
+        return await shielded(
+            self._record_run_end(
+                step,
+                run_id,
+                attempt,
+                RunStatus.failed,
+                error=message,
+                details=details,
+            )
+        )
+
+    # recording
+
+    async def _record_started(self) -> None:
+        async with self.change() as change:
+            row = await change.repository.get(self.execution_id)
+            change.repository.set_status(
+                row, ExecutionStatus.running, started_at=self.began
+            )
+            await change.event(
+                EventType.execution_started,
+                max_parallel=self.config.max_parallel,
+                fail_fast=self.config.fail_fast,
+                profile=self.config.profile,
+            )
+        logger.info("execution.started")
+
+    async def _record_resumed(self) -> None:
+        """Take up where the previous owner stopped, and say so in the log."""
+        async with self.change() as change:
+            interrupted = await self._interrupt_open_runs(change)
+            history = await load_history(change, self.steps)
+            row = await change.repository.get(self.execution_id)
+            if row.status == ExecutionStatus.accepted:
+                change.repository.set_status(
+                    row, ExecutionStatus.running, started_at=utcnow()
+                )
+            row.cancel_requested = None
+            self.began = row.started_at or utcnow()
+            await change.event(
+                EventType.execution_resumed,
+                interrupted_runs=interrupted,
+                succeeded_steps=sorted(
+                    s for s, v in history.statuses.items() if v == StepStatus.succeeded
+                ),
+            )
+        blocked = self._restore(history)
+        logger.info("execution.resumed", extra={"interrupted_runs": len(interrupted)})
+        failed = [
+            step_id
+            for step_id, status in self.statuses.items()
+            if status in FINISHED_STEP - {StepStatus.succeeded, StepStatus.skipped}
+        ]
+        if failed and self.config.fail_fast:
+            status = self.statuses[failed[0]]
+            self.stop(ExecutionStatus.failed, f"step {failed[0]} {status.value}")
+        elif failed:
+            await self._skip(blocked, f"dependency {failed[0]} did not succeed")
+
+    async def _interrupt_open_runs(self, change: Change) -> list[str]:
+        """End the runs the previous owner left running, each by its retry policy."""
+        interrupted = []
+        for run in await change.repository.runs(self.execution_id):
+            if run.status != RunStatus.running:
+                continue
+            interrupted.append(run.id)
+            step = self.by_id[run.step_id]
+            await change.repository.finish_run(
+                run.id, RunStatus.interrupted, finished_at=utcnow(), error=INTERRUPTED
+            )
+            await self._write_run_outcome(
+                change, step, run.id, run.attempt, RunStatus.interrupted, INTERRUPTED
+            )
+        return interrupted
+
+    def _restore(self, history: History) -> list[str]:
+        """Replay the history; the pending steps that can no longer run."""
+        self.statuses.update(history.statuses)
+        self.attempts.update(history.attempts)
+        self.records.extend(history.records)
+        self.outputs.update(history.outputs)
+        self.state.update(history.state)
+        self.last_error.update(history.last_error)
+        ended = {
+            step_id: status == StepStatus.succeeded
+            for step_id, status in self.statuses.items()
+            if status in FINISHED_STEP
+        }
+        blocked = self.ready.restore(ended)
+        ran = [s for s, n in self.attempts.items() if n]
+        self.phases.restore(ran, ended)
+        return [s for s in blocked if self.statuses[s] == StepStatus.pending]
+
+    async def _record_step_started(
+        self, step: PlannedStep, run_id: str, attempt: int
+    ) -> None:
+        runner_kind = self.registry.get(self.config.profile).spec_for(step.agent).kind
+        first_of_phase = self.phases.start(step.id)
+        started_at, started = utcnow(), time.monotonic()  # one instant, two clocks
+        async with self.change() as change:
+            if first_of_phase is not None:
+                await change.event(EventType.phase_started, phase=first_of_phase)
+            await change.repository.set_step_status(
+                self.execution_id, step.id, StepStatus.running
+            )
+            change.repository.session.add(
+                RunRow(
+                    id=run_id,
+                    execution_id=self.execution_id,
+                    step_id=step.id,
+                    attempt=attempt,
+                    agent=step.agent,
+                    runner=runner_kind,
+                    status=RunStatus.running,
+                    started_at=started_at,
+                )
+            )
+            await change.event(
+                EventType.step_started,
+                step.id,
+                run_id=run_id,
+                attempt=attempt,
+                agent=step.agent,
+                runner=runner_kind,
+                phase=step.phase,
+            )
+        self.statuses[step.id] = StepStatus.running
+        self.attempts[step.id] = attempt
+        self.started_at[step.id] = started
+        logger.info("step.started", extra={"attempt": attempt})
+
+    async def _record_run_end(
+        self,
+        step: PlannedStep,
+        run_id: str,
+        attempt: int,
+        run_status: RunStatus,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        details: dict[str, Any] | None = None,
+        state_updates: dict[str, Any] | None = None,
+    ) -> tuple[StepStatus, float]:
+        """End a run; the step ends with it, or waits for its next attempt."""
+        finished_at = utcnow()
+        duration_ms = round((time.monotonic() - self.started_at[step.id]) * 1000)
+        if step.id in self.progress:
+            await self.progress[step.id].settle()
+        limit = self.settings.max_output_bytes
+        error = clean_text(error, limit) if error is not None else None
+        details = bounded_json(details, limit) if details else None
+        async with self.change() as change:
+            await change.repository.finish_run(
+                run_id,
+                run_status.value,
+                finished_at=finished_at,
+                duration_ms=duration_ms,
+                output=output,
+                error=error,
+                details=details,
+            )
+            for key, value in (state_updates or {}).items():
+                await self._put_state(change, step.id, run_id, key, value)
+            status, delay_s = await self._write_run_outcome(
+                change,
+                step,
+                run_id,
+                attempt,
+                run_status,
+                error,
+                details=details,
+                duration_ms=duration_ms,
+            )
+        self.records.append(RunRecord(step.id, run_status, duration_ms, finished_at))
+        self.state.update(state_updates or {})
+        if status == StepStatus.succeeded:
+            self.outputs[step.id] = output
+        logger.info(
+            "step.run_finished",
+            extra={
+                "status": run_status.value,
+                "step_status": status.value,
+                "duration_ms": duration_ms,
+            },
+        )
+        return status, delay_s
+
+    async def _write_run_outcome(
+        self,
+        change: Change,
+        step: PlannedStep,
+        run_id: str,
+        attempt: int,
+        run_status: RunStatus,
+        error: str | None,
+        **data: Any,
+    ) -> tuple[StepStatus, float]:
+        """The step's status after a run, with the run's one terminal event."""
+        data = {key: value for key, value in data.items() if value is not None}
+        if error:
+            data["error"] = error
+        policy = self._policy(step)
+        retry = (
+            run_status not in (RunStatus.succeeded, RunStatus.cancelled)
+            and self._stop is None
+            and policy.allows(run_status.value, attempt)
+        )
+        if retry:
+            status = StepStatus.retrying
+            # an interruption was not the agent's doing: its next attempt is at once
+            immediate = self._draining or run_status == RunStatus.interrupted
+            delay_s = 0.0 if immediate else policy.delay_s(attempt, random.random())
+            event = EventType.step_retrying
+            data |= {
+                "outcome": run_status.value,
+                "next_attempt": attempt + 1,
+                "delay_ms": round(delay_s * 1000),
+            }
+            failed_as = RUN_ENDS_STEP[run_status]
+            self.last_error[step.id] = (failed_as, error or run_status.value)
+        else:
+            status, delay_s = RUN_ENDS_STEP[run_status], 0.0
+            event = TERMINAL_EVENT[status]
+            if run_status == RunStatus.interrupted:
+                data["outcome"] = "interrupted"
+        await change.repository.set_step_status(self.execution_id, step.id, status)
+        await change.event(event, step.id, run_id=run_id, attempt=attempt, **data)
+        self.statuses[step.id] = status
+        return status, delay_s
+
+    async def _give_up(self, step: PlannedStep) -> None:
+        """End a step that was waiting for its next attempt when the loop stopped."""
+        status, error = self.last_error.get(step.id, (StepStatus.failed, "failed"))
+        reason = self._stop.reason if self._stop else "stopped"
+        async with self.change() as change:
+            await change.repository.set_step_status(self.execution_id, step.id, status)
+            await change.event(
+                TERMINAL_EVENT[status],
+                step.id,
+                error=f"{error}; no further attempt: {reason}",
+            )
+        self.statuses[step.id] = status
+
+    async def _put_state(
+        self, change: Change, step_id: str, run_id: str, key: str, value: Any
+    ) -> None:
+        row = await change.repository.put_state(
+            self.execution_id, key, value, step_id=step_id, run_id=run_id
+        )
+        await change.event(
+            EventType.state_updated, step_id, key=key, version=row.version
+        )
+
+    async def _skip(self, step_ids: list[str], reason: str) -> None:
+        if not step_ids:
+            return
+        async with self.change() as change:
+            for step_id in step_ids:
+                self.statuses[step_id] = StepStatus.skipped
+                await change.repository.set_step_status(
+                    self.execution_id, step_id, StepStatus.skipped
+                )
+                await change.event(EventType.step_skipped, step_id, reason=reason)
+        for step_id in step_ids:
+            await self._phase_end(step_id)
+
+    async def _phase_end(self, step_id: str) -> None:
+        phase = self.phases.finish(step_id)
+        if phase is None:
+            return
+        async with self.change() as change:
+            await change.event(EventType.phase_finished, phase=phase)
+
+    async def _hand_back(self) -> None:
+        """Leave the execution unfinished and unowned for the next process."""
+        left = self._unfinished()
+        async with self.change() as change:
+            await change.event(
+                EventType.execution_interrupted,
+                reason="the service is stopping; another start resumes it",
+                steps_left=left,
+            )
+            row = await change.repository.get(self.execution_id)
+            row.owner, row.lease_expires_at = None, None
+        logger.info("execution.handed_back", extra={"steps_left": len(left)})
+
+    async def _finish(self) -> None:
+        status, reason = self._final_status()
+        result = self._result(status)
+        async with self.change() as change:
+            row = await change.repository.get(self.execution_id)
+            change.repository.set_status(
+                row,
+                status,
+                finished_at=utcnow(),
+                reason=reason,
+                result=result.model_dump(mode="json"),
+            )
+            await change.event(
+                EventType.execution_finished,
+                status=status.value,
+                reason=reason,
+                result=result.model_dump(mode="json"),
+            )
+            row.owner, row.lease_expires_at = None, None  # after the fenced event
+        logger.info(
+            "execution.finished",
+            extra={"status": status.value, "total_time_ms": result.total_time_ms},
+        )
+
+    def _final_status(self) -> tuple[ExecutionStatus, str | None]:
+        counts = Counter(self.statuses.values())
+        if counts[StepStatus.succeeded] == len(self.steps):
+            return ExecutionStatus.succeeded, None  # a late stop changed nothing
+        if self._stop is not None:
+            return self._stop.status, self._stop.reason
+        unsuccessful = len(self.steps) - counts[StepStatus.succeeded]
+        reason = f"{unsuccessful} of {len(self.steps)} steps did not succeed"
+        if counts[StepStatus.succeeded]:
+            return ExecutionStatus.partial, reason
+        return ExecutionStatus.failed, reason
+
+    def _result(self, status: ExecutionStatus) -> ExecutionResult:
+        wall_ms = round((utcnow() - self.began).total_seconds() * 1000)
+        agent_ms = sum(record.duration_ms for record in self.records)
+        return ExecutionResult(
+            status=status,
+            total_time_ms=wall_ms,
+            agent_time_ms=agent_ms,
+            measured_savings_ms=agent_ms - wall_ms,
+            speedup=round(agent_ms / wall_ms, 2) if wall_ms else None,
+            parallel_groups_executed=len(self.phases.started),
+            critical_path_taken=self._critical_path_taken(),
+            estimated_savings_ms=self.config.estimated_savings_ms,
+            runs_by_status=dict(Counter(r.status.value for r in self.records)),
+            steps_by_status=dict(Counter(s.value for s in self.statuses.values())),
+        )
+
+    def _critical_path_taken(self) -> list[str]:
+        """The chain of runs that held up the end: last to finish, walked back."""
+        finished = {
+            record.step_id: record.finished
+            for record in sorted(self.records, key=lambda r: r.finished)
+        }
+        if not finished:
+            return []
+        path = [max(finished, key=finished.__getitem__)]
+        while True:
+            deps = [d for d in self.by_id[path[-1]].depends_on if d in finished]
+            if not deps:
+                return path[::-1]
+            path.append(max(deps, key=finished.__getitem__))
+
+
+async def load_history(change: Change, steps: list[PlannedStep]) -> History:
+    """Read back what an execution's steps have done so far."""
+    repository = change.repository
+    row = await repository.get(change.execution_id)
+    statuses = {
+        step.step_id: StepStatus(step.status)
+        for step in await repository.steps(change.execution_id)
+    }
+    attempts = {step.id: 0 for step in steps}
+    records, outputs, last_error = [], {}, {}
+    for run in await repository.runs(change.execution_id):
+        attempts[run.step_id] = max(attempts[run.step_id], run.attempt)
+        status = RunStatus(run.status)
+        if status == RunStatus.succeeded:
+            outputs[run.step_id] = run.output
+        elif status != RunStatus.running:
+            last_error[run.step_id] = (RUN_ENDS_STEP[status], run.error or status.value)
+        if run.finished_at is not None and run.duration_ms is not None:
+            records.append(
+                RunRecord(run.step_id, status, run.duration_ms, run.finished_at)
+            )
+    state = {entry.key: entry.value for entry in await repository.state(row.id)}
+    return History(
+        statuses=statuses,
+        attempts=attempts,
+        records=records,
+        outputs=outputs,
+        state=state,
+        last_error=last_error,
+    )
+
+
+async def close_open_work(
+    change: Change,
+    status: ExecutionStatus,
+    reason: str,
+    result: ExecutionResult | None = None,
+) -> None:
+    """End an execution as it stands: open runs cancelled, pending steps skipped."""
+    repository = change.repository
+    row = await repository.get(change.execution_id)
+    if row.status in FINISHED_EXECUTION:
+        return
+    open_runs = {}
+    for run in await repository.runs(change.execution_id):
+        if run.status == RunStatus.running:
+            await repository.finish_run(
+                run.id, RunStatus.cancelled, finished_at=utcnow(), error=reason
+            )
+            open_runs[run.step_id] = run.id
+    for step in await repository.steps(change.execution_id):
+        data: dict[str, Any] = {"reason": reason}
+        if step.status == StepStatus.running:
+            target, event = StepStatus.cancelled, EventType.step_cancelled
+            data["run_id"] = open_runs.get(step.step_id)
+        elif step.status == StepStatus.retrying:
+            target, event = StepStatus.failed, EventType.step_failed
+            data["error"] = f"no further attempt: {reason}"
+        elif step.status == StepStatus.pending:
+            target, event = StepStatus.skipped, EventType.step_skipped
+        else:
+            continue
+        await repository.set_step_status(change.execution_id, step.step_id, target)
+        await change.event(event, step.step_id, **data)
+    summary = result.model_dump(mode="json") if result else None
+    repository.set_status(
+        row, status, finished_at=utcnow(), reason=reason, result=summary
+    )
+    await change.event(
+        EventType.execution_finished, status=status.value, reason=reason, result=summary
+    )
+    row.owner, row.lease_expires_at = None, None  # after the fenced event
