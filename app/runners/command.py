@@ -1,8 +1,14 @@
 """The command runner: carries out a step by running an operator's program.
 
 The program is the argument list of a profile, started directly (never through a
-shell) as the leader of a new session, so that it and everything it starts form
-one process group that belongs to the run.
+shell) in a new session, so that it and everything it starts form one process
+group that belongs to the run.
+
+On Linux the group's leader is a guard (``app/runners/guard.py``) that starts the
+program and exits as the program does. The kernel tells the guard when the
+service dies, even by SIGKILL, and the guard then kills the group. Elsewhere the
+program is started directly as the group's leader, and a service that dies
+without cleaning up leaves it running.
 
 Each run gets its own working directory,
 ``<workdir_root>/<execution_id>/<step_id>-<attempt>``, which is the child's cwd
@@ -33,7 +39,9 @@ cancelled (the executor's timeout or cancel), the whole group gets SIGTERM, then
 SIGKILL after ``kill_grace_seconds``; the child is reaped and the pipes read to
 their end before ``CancelledError`` goes on. Processes still in the group when
 the child exits are killed too: nothing started by a run outlives it, unless it
-left the run's session on purpose.
+left the run's session on purpose. Only while the service lives: the guard ends
+with the program, so processes the program leaves behind are no longer watched
+once it has exited.
 """
 
 import asyncio
@@ -43,6 +51,7 @@ import os
 import re
 import signal
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +71,11 @@ _POLL_SECONDS = 0.1
 _DRAIN_SECONDS = 1.0
 _SERVICE_ENV_PREFIX = "PX_"
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+# the guard relies on the Linux-only PR_SET_PDEATHSIG
+_GUARDED = sys.platform == "linux"
+# run by path, with only the standard library, so that it needs neither the
+# service's working directory nor its packages, and starts fast
+_GUARD_PATH = Path(__file__).with_name("guard.py")
 
 
 class CommandRunner:
@@ -91,15 +105,16 @@ class CommandRunner:
     async def run(self, context: StepContext, progress: Progress) -> StepResult:
         """Run the program for one step and turn its exit into a result."""
         workdir = self._prepare_workdir(context)
-        process = await self._start(context, workdir)
+        process, report_fd = await self._start(context, workdir)
         streams = _Streams(
             process, progress, self.max_output_bytes, self.max_log_line_bytes
         )
         streams.start(context.prompt().encode())
         log_fields = _log_fields(context, process.pid)
-        logger.info("command.started", extra=log_fields)
 
         try:
+            await self._check_started(report_fd)
+            logger.info("command.started", extra=log_fields)
             returncode = await _wait_for_exit(process, streams)
             await self._drain(process, streams, log_fields)
         except BaseException as exc:
@@ -130,30 +145,64 @@ class CommandRunner:
 
     async def _start(
         self, context: StepContext, workdir: Path
+    ) -> tuple[asyncio.subprocess.Process, int | None]:
+        """Start the program, under a guard where there is one.
+
+        With a guard, the second value is the read end of the pipe on which the
+        guard reports whether it could start the program.
+        """
+        env = self._child_env(context, workdir)
+        if not _GUARDED:
+            return await self._spawn(self.argv, workdir, env), None
+
+        report_fd, guard_report_fd = os.pipe()
+        guard_argv = [
+            sys.executable,
+            "-I",
+            "-S",
+            str(_GUARD_PATH),
+            str(os.getpid()),
+            str(self.kill_grace_seconds),
+            str(guard_report_fd),
+            *self.argv,
+        ]
+        try:
+            process = await self._spawn(
+                guard_argv, workdir, env, pass_fds=(guard_report_fd,)
+            )
+        except BaseException:
+            os.close(report_fd)
+            raise
+        finally:
+            os.close(guard_report_fd)
+        return process, report_fd
+
+    async def _spawn(
+        self, argv: list[str], workdir: Path, env: dict[str, str], **options: Any
     ) -> asyncio.subprocess.Process:
         try:
             return await asyncio.create_subprocess_exec(
-                *self.argv,
+                *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=workdir,
-                env=self._child_env(context, workdir),
+                env=env,
                 start_new_session=True,
+                **options,
             )
-        except FileNotFoundError as exc:
-            raise RunFailed(
-                f"command not found: {self.argv[0]}", command=self.argv[0]
-            ) from exc
-        except PermissionError as exc:
-            raise RunFailed(
-                f"command is not executable: {self.argv[0]}", command=self.argv[0]
-            ) from exc
         except OSError as exc:
-            raise RunFailed(
-                f"command could not start: {self.argv[0]}: {exc.strerror or exc}",
-                command=self.argv[0],
-            ) from exc
+            raise _start_failure(self.argv[0], exc) from exc
+
+    async def _check_started(self, report_fd: int | None) -> None:
+        """Raise RunFailed when the guard reports that the program did not start."""
+        if report_fd is None:
+            return
+        report = await _read_to_end(report_fd)
+        if report:
+            error = int(report)
+            exc = OSError(error, os.strerror(error))
+            raise _start_failure(self.argv[0], exc) from exc
 
     def _child_env(self, context: StepContext, workdir: Path) -> dict[str, str]:
         inherited = {
@@ -423,6 +472,18 @@ async def _write_stdin(stdin: asyncio.StreamWriter, data: bytes) -> None:
         stdin.close()
 
 
+async def _read_to_end(fd: int) -> bytes:
+    """Read a pipe until its writers close it, then close it."""
+    reader = asyncio.StreamReader()
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), open(fd, "rb", buffering=0)
+    )
+    try:
+        return await reader.read()
+    finally:
+        transport.close()
+
+
 async def _wait_for_exit(process: asyncio.subprocess.Process, streams: _Streams) -> int:
     """Wait for the child to exit, even while other processes still hold its pipes."""
     # Process.wait() also waits for every pipe to close (Python 3.11), which a
@@ -459,6 +520,16 @@ def _signal_group(pgid: int, signum: int) -> None:
         pass  # the group has no process left
     except PermissionError:
         logger.warning("command.signal_refused", extra={"pgid": pgid, "signal": signum})
+
+
+def _start_failure(command: str, exc: OSError) -> RunFailed:
+    if isinstance(exc, FileNotFoundError):
+        return RunFailed(f"command not found: {command}", command=command)
+    if isinstance(exc, PermissionError):
+        return RunFailed(f"command is not executable: {command}", command=command)
+    return RunFailed(
+        f"command could not start: {command}: {exc.strerror or exc}", command=command
+    )
 
 
 def _exit_failure(returncode: int, stderr_tail: str) -> RunFailed:

@@ -1,11 +1,14 @@
-"""Shared pieces of the runner tests: a progress recorder and step contexts."""
+"""Shared pieces of the runner tests: a progress recorder, step contexts, pid files."""
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from app.runners.base import StepContext
+from tests.runners.processes import is_running
 
 AGENT_SCRIPT = Path(__file__).parent / "agents" / "agent.py"
 
@@ -54,3 +57,15 @@ def make_context():
 @pytest.fixture
 def agent_script() -> Path:
     return AGENT_SCRIPT
+
+
+@pytest.fixture
+def pid_files(tmp_path):
+    """Pid files the agents write; whatever they name is killed after the test."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    yield folder
+    for path in folder.glob("*.pid"):
+        pid = int(path.read_text())
+        if is_running(pid):
+            os.kill(pid, signal.SIGKILL)

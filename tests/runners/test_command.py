@@ -9,48 +9,14 @@ import pytest
 
 from app.runners.base import RunFailed
 from app.runners.command import STDERR_TAIL_BYTES, CommandRunner
+from tests.runners.processes import (
+    PATIENCE_SECONDS,
+    read_pid,
+    wait_until_gone,
+)
 
-# generous bounds: they catch a hang, they do not measure speed
-PATIENCE_SECONDS = 60.0
-
-
-def is_running(pid: int) -> bool:
-    """Whether the process exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-async def wait_until_gone(pid: int) -> bool:
-    """Wait until the process has died; False if it is still running at the end."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PATIENCE_SECONDS
-    while is_running(pid) and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    return not is_running(pid)
-
-
-async def read_pid(path: Path) -> int:
-    """Wait for the agent to write a pid file, then read it."""
-    async with asyncio.timeout(PATIENCE_SECONDS):
-        while not path.exists():
-            await asyncio.sleep(0.02)
-    return int(path.read_text())
-
-
-@pytest.fixture
-def pid_files(tmp_path):
-    """Pid files the agents write; whatever they name is killed after the test."""
-    folder = tmp_path / "pids"
-    folder.mkdir()
-    yield folder
-    for path in folder.glob("*.pid"):
-        pid = int(path.read_text())
-        if is_running(pid):
-            os.kill(pid, signal.SIGKILL)
+STAND_IN_SERVICE = Path(__file__).parent / "stand_in_service.py"
+PROJECT_ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
@@ -74,6 +40,22 @@ def make_runner(agent_script, workdir_root):
         return CommandRunner(argv or [sys.executable, str(agent_script)], **options)
 
     return make
+
+
+async def start_stand_in_service(
+    tmp_path: Path, instructions: str
+) -> asyncio.subprocess.Process:
+    """Start a separate process that runs one step of the test agent, from tmp_path."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(STAND_IN_SERVICE),
+        str(tmp_path / "runs"),
+        "0.2",
+        instructions,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=asyncio.subprocess.DEVNULL,
+    )
 
 
 async def run_agent(make_runner, make_context, progress, instructions, **overrides):
@@ -178,6 +160,20 @@ class TestEnvironment:
         )
 
         assert progress.lines == ["PX_STEP_ID=build-api"]
+
+    async def test_the_child_gets_the_environment_exactly_as_built(
+        self, make_runner, make_context, progress, monkeypatch
+    ):
+        # in the C locale, a Python program between service and agent would
+        # change LC_CTYPE in its own environment (PEP 538)
+        monkeypatch.delenv("LC_ALL", raising=False)
+        argv = ["/bin/sh", "-c", 'echo "LC_CTYPE=$LC_CTYPE"']
+
+        await run_agent(
+            make_runner, make_context, progress, "", argv=argv, env={"LC_CTYPE": "C"}
+        )
+
+        assert progress.lines == ["LC_CTYPE=C"]
 
 
 class TestPrompt:
@@ -589,6 +585,42 @@ class TestStragglers:
             "truncated": False,
             "stdout_bytes": 5,
         }
+
+
+class TestServiceDeath:
+    async def test_the_agent_and_its_grandchild_die_with_a_killed_service(
+        self, tmp_path, pid_files
+    ):
+        instructions = (
+            f"pid-file {pid_files / 'agent.pid'}\n"
+            f"grandchild {pid_files / 'grandchild.pid'}\nsleep 3600"
+        )
+        service = await start_stand_in_service(tmp_path, instructions)
+        agent = await read_pid(pid_files / "agent.pid")
+        grandchild = await read_pid(pid_files / "grandchild.pid")
+
+        service.kill()
+        await service.wait()
+
+        assert await wait_until_gone(agent)
+        assert await wait_until_gone(grandchild)
+
+    async def test_an_agent_that_ignores_sigterm_is_killed_after_the_grace(
+        self, tmp_path, pid_files
+    ):
+        instructions = (
+            f"ignore-sigterm -\npid-file {pid_files / 'agent.pid'}\n"
+            f"grandchild {pid_files / 'grandchild.pid'}\nsleep 3600"
+        )
+        service = await start_stand_in_service(tmp_path, instructions)
+        agent = await read_pid(pid_files / "agent.pid")
+        grandchild = await read_pid(pid_files / "grandchild.pid")
+
+        service.kill()
+        await service.wait()
+
+        assert await wait_until_gone(agent)
+        assert await wait_until_gone(grandchild)
 
 
 class TestProgressFailure:
