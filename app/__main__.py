@@ -5,10 +5,11 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from app.errors import ProfilesFileInvalid
+from app.errors import DatabaseInUse, ProfilesFileInvalid
 from app.main import create_app
 from app.runners.profiles import ProfileRegistry
 from app.settings import Settings, get_settings
+from app.storage.database import SqliteFileLock
 
 USAGE = """usage: scripts/run  (or: python -m app)
 
@@ -46,6 +47,13 @@ def _checked_settings() -> Settings:
         sys.exit(f"parallel-exec: invalid settings: {problems}")
     except ProfilesFileInvalid as error:
         sys.exit(f"parallel-exec: {error}")
+    if settings.is_sqlite:
+        lock = SqliteFileLock(settings.database_url)
+        try:
+            lock.acquire()  # checked here for a clear message; held in the app
+        except DatabaseInUse as error:
+            sys.exit(f"parallel-exec: {error}")
+        lock.release()
     return settings
 
 

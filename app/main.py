@@ -1,6 +1,5 @@
 """The application: settings, database, executor and routes, wired in a lifespan."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,16 +14,8 @@ from app import logs
 from app.api import executions, health, profiles
 from app.api.limits import BodySizeLimit
 from app.errors import DomainError, InvalidRequest
-from app.events.broker import Broker
-from app.events.listener import Listener
-from app.execution.executor import Executor
-from app.execution.leases import Leases, new_owner_id
-from app.execution.recorder import Recorder
-from app.execution.service import ExecutionService
-from app.runners.profiles import ProfileRegistry
+from app.runtime import open_runtime
 from app.settings import Settings, get_settings
-from app.storage import migrate
-from app.storage.database import Database, SqliteFileLock
 
 logger = logging.getLogger(__name__)
 
@@ -54,56 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     logs.configure(settings.log_level)
-    registry = ProfileRegistry.load(settings)
-    file_lock = SqliteFileLock(settings.database_url) if settings.is_sqlite else None
-    if file_lock is not None:
-        file_lock.acquire()
-    database = Database(settings.database_url, echo=settings.database_echo)
-    await migrate.upgrade(database)
-
-    owner = new_owner_id()
-    broker = Broker()
-    recorder = Recorder(database, broker, origin=owner)
-    leases = Leases(database, owner, settings.lease_seconds, sole=database.is_sqlite)
-    executor = Executor(recorder, registry, settings, leases)
-    service = ExecutionService(database, recorder, executor, registry, settings)
-    app.state.database = database
-    app.state.broker = broker
-    app.state.service = service
-    app.state.registry = registry
-
-    background = [asyncio.create_task(executor.beat_forever(), name="heartbeat")]
-    if not database.is_sqlite:
-        listener = Listener(
-            database,
-            broker,
-            owner,
-            on_cancel=service.cancel_noticed,
-            check_seconds=settings.heartbeat_seconds,
-        )
-        background.append(asyncio.create_task(listener.run(), name="listener"))
-    resumed = await executor.take_over_orphans()
-    logger.info(
-        "service.started",
-        extra={
-            "database": database.engine.url.render_as_string(),
-            "owner": owner,
-            "resumed": len(resumed),
-        },
-    )
-    try:
+    async with open_runtime(settings) as runtime:
+        app.state.database = runtime.database
+        app.state.broker = runtime.broker
+        app.state.service = runtime.service
+        app.state.registry = runtime.registry
         yield
-    finally:
-        await executor.shutdown(
-            settings.shutdown_grace_seconds, settings.cancel_wait_seconds
-        )
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
-        await database.dispose()
-        if file_lock is not None:
-            file_lock.release()
-        logger.info("service.stopped")
 
 
 async def _domain_error(_: Request, error: Exception) -> JSONResponse:

@@ -16,14 +16,10 @@ import time
 from pathlib import Path
 
 from app.events.broker import Broker
-from app.execution.executor import Executor
-from app.execution.recorder import Recorder
 from app.execution.schemas import ExecutionCreate
 from app.execution.service import ExecutionService
-from app.runners.profiles import ProfileRegistry
+from app.runtime import open_runtime
 from app.settings import Settings
-from app.storage import migrate
-from app.storage.database import Database
 
 STEPS = [
     {"id": "a1", "agent": "builder", "estimate_ms": 1000},
@@ -51,7 +47,7 @@ async def asyncio_baseline() -> float:
 async def parallel_exec(service: ExecutionService, broker: Broker) -> float:
     request = ExecutionCreate.model_validate({"task": "two", "plan": {"steps": STEPS}})
     started = time.perf_counter()
-    execution = await service.submit(request)
+    execution, _ = await service.submit(request)
     with broker.subscribe(execution.id) as queue:
         while not (await asyncio.wait_for(queue.get(), timeout=30)).is_final:
             pass
@@ -66,14 +62,11 @@ async def main(repeat: int) -> None:
         log_level="WARNING",
         _env_file=None,
     )
-    database = Database(settings.database_url)
-    await migrate.upgrade(database)
-    broker = Broker()
-    recorder = Recorder(database, broker)
-    registry = ProfileRegistry.load(settings)
-    executor = Executor(recorder, registry, settings)
-    service = ExecutionService(database, recorder, executor, registry, settings)
+    async with open_runtime(settings) as runtime:
+        await compare(runtime.service, runtime.broker, repeat)
 
+
+async def compare(service: ExecutionService, broker: Broker, repeat: int) -> None:
     for name, measure in [
         ("asyncio", asyncio_baseline),
         ("parallel-exec (in-process, SQLite)", lambda: parallel_exec(service, broker)),
@@ -95,7 +88,6 @@ async def main(repeat: int) -> None:
                 }
             )
         )
-    await database.dispose()
 
 
 if __name__ == "__main__":

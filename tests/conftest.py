@@ -20,6 +20,7 @@ import uvicorn
 from app.main import create_app
 from app.settings import Settings
 from app.storage.models import Base
+from tests.invariants import check_invariants
 
 TESTS = Path(__file__).parent
 PROFILES = TESTS / "profiles.toml"
@@ -165,8 +166,14 @@ class Service:
 
 
 @asynccontextmanager
-async def start_service(settings: Settings) -> AsyncIterator[Service]:
-    """Serve the app with uvicorn on a free port of 127.0.0.1 in this event loop."""
+async def start_service(
+    settings: Settings, *, check: bool = True
+) -> AsyncIterator[Service]:
+    """Serve the app with uvicorn on a free port of 127.0.0.1 in this event loop.
+
+    When it has stopped, the stored data is checked against the invariants in
+    tests/invariants.py (unless check is False).
+    """
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=0, log_level="warning"
     )
@@ -184,6 +191,8 @@ async def start_service(settings: Settings) -> AsyncIterator[Service]:
         finally:
             server.should_exit = True
             await serving
+    if check:
+        await check_invariants(settings.database_url)
 
 
 @pytest.fixture

@@ -2,7 +2,15 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    Query,
+    Request,
+    Response,
+    WebSocket,
+)
 from fastapi.responses import PlainTextResponse
 
 from app.api.deps import Service, require_api_key
@@ -46,22 +54,50 @@ router = APIRouter(
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
         202: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        200: {
+            "model": ExecutionRead,
+            "description": "An earlier request with the same Idempotency-Key and "
+            "the same body created this execution; nothing new was started.",
+        },
+        409: {
+            "model": ErrorBody,
+            "description": "The Idempotency-Key was used with a different body.",
+        },
         413: {"model": ErrorBody, "description": "Body or plan too large."},
+        503: {"model": ErrorBody, "description": "The service is shutting down."},
     },
 )
 async def create_execution(
-    body: ExecutionCreate, service: Service, request: Request, response: Response
+    body: ExecutionCreate,
+    service: Service,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Send the same key to retry a submit safely: the first "
+            "execution made with it is returned instead of a new one.",
+        ),
+    ] = None,
 ) -> Any:
     """Plan a task and run it in the background (202), or only plan it (201).
 
     With ``Accept: text/plain`` the answer is the plan as a readable listing.
     """
-    execution = await service.submit(body)
+    execution, replayed = await service.submit(body, idempotency_key)
     status_code = 201 if execution.dry_run else 202
+    headers = {}
+    if replayed:
+        status_code = 200
+        headers["Idempotent-Replayed"] = "true"
     if _wants_text(request) and execution.plan is not None:
         text = f"execution {execution.id} {execution.status.value}\n"
-        return PlainTextResponse(text + execution.plan.description, status_code)
+        return PlainTextResponse(
+            text + execution.plan.description, status_code, headers=headers
+        )
     response.status_code = status_code
+    response.headers.update(headers)
     return execution
 
 

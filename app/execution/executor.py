@@ -181,16 +181,6 @@ class Executor:
         if entry is not None:
             entry[0].stop(ExecutionStatus.cancelled, reason)
 
-    async def beat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_seconds)
-            try:
-                await self.heartbeat()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("heartbeat.failed")
-
     # shutdown
 
     async def shutdown(self, grace_s: float, wait_s: float) -> None:

@@ -5,6 +5,8 @@ import logging
 import time
 import uuid
 
+from sqlalchemy.exc import IntegrityError
+
 from app.errors import (
     ExecutionConflict,
     InvalidRequest,
@@ -13,6 +15,7 @@ from app.errors import (
 )
 from app.events.listener import notify_control
 from app.events.types import EventType
+from app.execution import idempotency
 from app.execution.executor import Executor, loop_config, planned_step
 from app.execution.loop import close_open_work
 from app.execution.recorder import Recorder, event_read
@@ -62,32 +65,40 @@ class ExecutionService:
 
     # submit
 
-    async def submit(self, request: ExecutionCreate) -> ExecutionRead:
-        """Plan the task, store the execution, and start it unless it is a dry run."""
+    async def submit(
+        self, request: ExecutionCreate, idempotency_key: str | None = None
+    ) -> tuple[ExecutionRead, bool]:
+        """Plan the task, store the execution, and start it unless it is a dry run.
+
+        Returns the execution and whether it was stored by an earlier request
+        with the same Idempotency-Key (then nothing new is stored or started).
+        """
+        digest = ""
+        if idempotency_key is not None:
+            key = idempotency.checked_key(
+                idempotency_key, self.settings.idempotency_key_max_chars
+            )
+            digest = idempotency.request_hash(request)
+            earlier = await self._earlier(key, digest)
+            if earlier is not None:
+                return earlier, True
         config = self._resolve(request)
         plan = self._plan(request, config)
         if not self.executor.accepting and not config.dry_run:
             raise ShuttingDown("the service is shutting down; send the request again")
         execution_id = str(uuid.uuid4())
-        status = ExecutionStatus.planned if config.dry_run else ExecutionStatus.accepted
-
-        async with self.recorder.change(execution_id) as change:
-            execution = _execution_row(execution_id, request.task, config, plan, status)
-            if not config.dry_run:
-                execution.owner = self.executor.owner
-                execution.lease_expires_at = self.executor.leases.expiry()
-            change.repository.session.add(execution)
-            change.repository.session.add_all(_step_rows(execution_id, plan))
-            await change.repository.session.flush()
-            await change.event(EventType.execution_accepted, dry_run=config.dry_run)
-            await change.event(EventType.execution_planned, **plan_figures(plan))
-            if config.dry_run:
-                execution.finished_at = utcnow()
-                await change.event(
-                    EventType.execution_finished, status=status.value, reason="dry run"
-                )
-                execution.reason = "dry run"
-
+        try:
+            await self._store(
+                execution_id, request, config, plan, idempotency_key, digest
+            )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # another request with the same key was stored first
+            earlier = await self._earlier(idempotency_key, digest)
+            if earlier is None:
+                raise
+            return earlier, True
         logger.info(
             "execution.accepted",
             extra={
@@ -105,7 +116,56 @@ class ExecutionService:
             )
         read = await self.get(execution_id)
         read.plan = _plan_read(execution_id, plan, {})
+        return read, False
+
+    async def _earlier(self, key: str, digest: str) -> ExecutionRead | None:
+        async with self.database.reader() as session:
+            execution_id = await idempotency.find(session, key, digest)
+        if execution_id is None:
+            return None
+        read = await self.get(execution_id)
+        read.plan = await self.plan(execution_id)
         return read
+
+    async def _store(
+        self,
+        execution_id: str,
+        request: ExecutionCreate,
+        config: ExecutionConfig,
+        plan: Plan,
+        idempotency_key: str | None,
+        digest: str,
+    ) -> None:
+        status = ExecutionStatus.planned if config.dry_run else ExecutionStatus.accepted
+        async with self.recorder.change(execution_id) as change:
+            session = change.repository.session
+            execution = _execution_row(execution_id, request.task, config, plan, status)
+            if not config.dry_run:
+                execution.owner = self.executor.owner
+                execution.lease_expires_at = self.executor.leases.expiry()
+            session.add(execution)
+            session.add_all(_step_rows(execution_id, plan))
+            await session.flush()
+            if idempotency_key is not None:
+                await idempotency.store(
+                    session,
+                    idempotency_key,
+                    digest,
+                    execution_id,
+                    self.settings.idempotency_key_ttl_seconds,
+                )
+            await change.event(EventType.execution_accepted, dry_run=config.dry_run)
+            await change.event(EventType.execution_planned, **plan_figures(plan))
+            if config.dry_run:
+                execution.finished_at = utcnow()
+                await change.event(
+                    EventType.execution_finished, status=status.value, reason="dry run"
+                )
+                execution.reason = "dry run"
+
+    async def purge_idempotency_keys(self) -> int:
+        async with self.database.transaction() as session:
+            return await idempotency.purge_expired(session)
 
     def _resolve(self, request: ExecutionCreate) -> ExecutionConfig:
         """The request's config with every default filled in and every limit checked."""

@@ -1,0 +1,150 @@
+"""A real service process killed with SIGKILL, started again: nothing is lost."""
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from app.execution.loop import attempt_id
+from tests.invariants import check_invariants
+from tests.runners.processes import read_pid, wait_until_gone
+from tests.serving import ServiceProcess
+
+
+def step(step_id: str, deps: list[str] | None = None, **script: object) -> dict:
+    return {
+        "id": step_id,
+        "agent": "builder",
+        "depends_on": deps or [],
+        "instructions": json.dumps(script),
+    }
+
+
+def plan(*steps: dict, **config: object) -> dict:
+    return {
+        "task": "survive a crash",
+        "plan": {"steps": list(steps)},
+        "config": {"profile": "scripted", **config},
+    }
+
+
+@pytest.fixture
+async def processes(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., ServiceProcess]]:
+    started: list[ServiceProcess] = []
+
+    def make(**settings: str) -> ServiceProcess:
+        process = ServiceProcess(database_url, tmp_path, settings)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()
+    await check_invariants(database_url)
+
+
+class TestSigkill:
+    async def test_a_killed_service_resumes_its_execution_at_the_next_start(
+        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+    ) -> None:
+        agent_pid, log = tmp_path / "agent.pid", tmp_path / "attempts.log"
+        body = plan(
+            step("first"),
+            step(
+                "slow",
+                ["first"],
+                attempt_log=str(log),
+                on_attempt={"1": {"sleep": 120, "pid_file": str(agent_pid)}},
+            ),
+            step("last", ["slow"]),
+        )
+        service = await processes().start()
+        created = await service.submit(body)
+        await service.wait_for_event(created["id"], "step.started", "slow")
+        pid = await read_pid(agent_pid)
+
+        service.kill()
+        assert await wait_until_gone(pid), "the agent outlived the killed service"
+
+        restarted = time.monotonic()
+        again = await processes().start()
+        resumed = await again.wait_for_event(created["id"], "execution.resumed")
+        execution = await again.wait_finished(created["id"])
+        recovery_s = time.monotonic() - restarted
+
+        assert execution["status"] == "succeeded", execution
+        runs = await again.get(f"/executions/{created['id']}/runs")
+        assert [(r["step_id"], r["attempt"], r["status"]) for r in runs] == [
+            ("first", 1, "succeeded"),
+            ("slow", 1, "interrupted"),
+            ("slow", 2, "succeeded"),
+            ("last", 1, "succeeded"),
+        ]
+        assert resumed["data"]["interrupted_runs"] == [runs[1]["id"]]
+        assert resumed["data"]["succeeded_steps"] == ["first"]
+        # each attempt got its own stable id, the one the runs table shows
+        lines = log.read_text().split()
+        assert lines == ["1", runs[1]["id"], "2", runs[2]["id"]]
+        assert runs[2]["id"] == attempt_id(created["id"], "slow", 2)
+
+        events = await again.events(created["id"])
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        interrupted = [e for e in events if e["data"].get("run_id") == runs[1]["id"]]
+        assert [e["type"] for e in interrupted] == ["step.started", "step.retrying"]
+        assert interrupted[1]["data"]["outcome"] == "interrupted"
+        assert events[-1]["type"] == "execution.finished"
+        assert recovery_s < 60  # a bound against hanging, not a speed claim
+
+    async def test_an_interrupted_step_without_attempts_left_fails_the_execution(
+        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+    ) -> None:
+        agent_pid = tmp_path / "agent.pid"
+        body = plan(
+            step("slow", sleep=120, pid_file=str(agent_pid)),
+            retry={"max_attempts": 1},
+        )
+        service = await processes().start()
+        created = await service.submit(body)
+        pid = await read_pid(agent_pid)
+        service.kill()
+        assert await wait_until_gone(pid)
+
+        again = await processes().start()
+        execution = await again.wait_finished(created["id"])
+        assert execution["status"] == "failed"
+        runs = await again.get(f"/executions/{created['id']}/runs")
+        assert [(r["attempt"], r["status"]) for r in runs] == [(1, "interrupted")]
+        events = await again.events(created["id"])
+        failed = next(e for e in events if e["type"] == "step.failed")
+        assert failed["data"]["outcome"] == "interrupted"
+        assert failed["data"]["run_id"] == runs[0]["id"]
+
+    async def test_an_execution_accepted_but_not_started_is_started_after_a_kill(
+        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+    ) -> None:
+        # max_parallel 1 keeps the second step waiting when the kill comes
+        agent_pid = tmp_path / "agent.pid"
+        body = plan(
+            step("slow", on_attempt={"1": {"sleep": 120, "pid_file": str(agent_pid)}}),
+            step("waiting"),
+            max_parallel=1,
+        )
+        service = await processes().start()
+        created = await service.submit(body)
+        pid = await read_pid(agent_pid)
+        service.kill()
+        assert await wait_until_gone(pid)
+
+        again = await processes().start()
+        execution = await again.wait_finished(created["id"])
+        assert execution["status"] == "succeeded"
+        runs = await again.get(f"/executions/{created['id']}/runs")
+        assert sorted((r["step_id"], r["attempt"]) for r in runs) == [
+            ("slow", 1),
+            ("slow", 2),
+            ("waiting", 1),
+        ]
