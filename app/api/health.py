@@ -20,4 +20,7 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         body = {"status": "unavailable", "database": type(error).__name__}
         return JSONResponse(body, status_code=503)
+    if not request.app.state.service.executor.accepting:
+        body = {"status": "shutting_down", "database": "ok"}
+        return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ready", "database": "ok"})

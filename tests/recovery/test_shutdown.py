@@ -1,0 +1,153 @@
+"""SIGTERM: no new work, running steps get a grace period, the rest resume later."""
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from app.errors import ShuttingDown
+from app.execution.schemas import ExecutionCreate
+from app.runtime import open_runtime
+from app.settings import Settings
+from tests.invariants import check_invariants
+from tests.recovery.test_crash import plan, step
+from tests.runners.processes import read_pid, wait_until_gone
+from tests.serving import ServiceProcess
+
+
+@pytest.fixture
+async def processes(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., ServiceProcess]]:
+    started: list[ServiceProcess] = []
+
+    def make(**settings: str) -> ServiceProcess:
+        process = ServiceProcess(database_url, tmp_path, settings)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()
+    await check_invariants(database_url)
+
+
+async def watch(url: str, seen: list[dict]) -> int | None:
+    """Collect events until the server closes the stream; its close code."""
+    async with connect(url) as websocket:
+        try:
+            async for message in websocket:
+                seen.append(json.loads(message))
+        except ConnectionClosed:
+            pass
+        return websocket.close_code
+
+
+async def stopped_cleanly(service: ServiceProcess) -> None:
+    """SIGTERM; uvicorn re-raises it after its shutdown, so -15 is a clean end."""
+    assert await service.terminate() in (0, -signal.SIGTERM)
+    assert "service.stopped" in service.log, service.log
+
+
+class TestSigterm:
+    async def test_running_steps_finish_and_the_rest_resume_at_the_next_start(
+        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+    ) -> None:
+        started_file = tmp_path / "started.pid"
+        body = plan(
+            step("finishing", sleep=1.5, pid_file=str(started_file)),
+            step("later", ["finishing"]),
+        )
+        service = await processes(PX_SHUTDOWN_GRACE_SECONDS="30").start()
+        created = await service.submit(body)
+        await read_pid(started_file)
+        seen: list[dict] = []
+        stream = f"{service.ws_url}/executions/{created['id']}/stream"
+        watcher = asyncio.create_task(watch(stream, seen))
+        while not seen:
+            await asyncio.sleep(0.02)
+
+        await stopped_cleanly(service)
+        assert await watcher in (1001, 1012)  # going away / service restart
+
+        again = await processes().start()
+        after = seen[-1]["seq"]
+        rest: list[dict] = []
+        stream = f"{again.ws_url}/executions/{created['id']}/stream?after_seq={after}"
+        assert await watch(stream, rest) == 1000
+        execution = await again.get(f"/executions/{created['id']}")
+        assert execution["status"] == "succeeded"
+
+        events = seen + rest
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        types = [e["type"] for e in events]
+        assert types.index("step.succeeded") < types.index("execution.interrupted")
+        assert types.index("execution.interrupted") < types.index("execution.resumed")
+        runs = await again.get(f"/executions/{created['id']}/runs")
+        assert [(r["step_id"], r["attempt"], r["status"]) for r in runs] == [
+            ("finishing", 1, "succeeded"),
+            ("later", 1, "succeeded"),
+        ]
+
+    async def test_steps_that_outlast_the_grace_period_are_interrupted_and_rerun(
+        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+    ) -> None:
+        agent_pid = tmp_path / "agent.pid"
+        body = plan(
+            step("long", on_attempt={"1": {"sleep": 120, "pid_file": str(agent_pid)}})
+        )
+        service = await processes(PX_SHUTDOWN_GRACE_SECONDS="0.5").start()
+        created = await service.submit(body)
+        pid = await read_pid(agent_pid)
+
+        await stopped_cleanly(service)
+        assert await wait_until_gone(pid), "the agent outlived the stopped service"
+
+        again = await processes().start()
+        execution = await again.wait_finished(created["id"])
+        assert execution["status"] == "succeeded"
+        runs = await again.get(f"/executions/{created['id']}/runs")
+        assert [(r["attempt"], r["status"]) for r in runs] == [
+            (1, "interrupted"),
+            (2, "succeeded"),
+        ]
+
+    async def test_a_process_that_is_shutting_down_refuses_new_work(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        settings = Settings(
+            database_url=database_url, workdir_root=tmp_path, _env_file=None
+        )
+        request = ExecutionCreate(task="Implement login feature")
+        async with open_runtime(settings) as runtime:
+            await runtime.executor.shutdown(grace_s=0, wait_s=0)
+            with pytest.raises(ShuttingDown):
+                await runtime.service.submit(request)
+            preview = ExecutionCreate.model_validate(
+                {"task": request.task, "config": {"dry_run": True}}
+            )
+            execution, _ = await runtime.service.submit(preview)
+            assert execution.status == "planned"  # a preview runs nothing
+
+
+class TestOneProcessPerSqliteFile:
+    async def test_a_second_process_on_the_same_file_is_refused(
+        self, tmp_path: Path
+    ) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'px.db'}"
+        first = await ServiceProcess(url, tmp_path).start()
+        try:
+            second = ServiceProcess(url, tmp_path)
+            child = second.spawn()
+            assert child.wait(timeout=60) != 0
+            assert "in use by another parallel-exec process" in second.log
+            assert f"pid {first.child.pid}" in second.log
+            assert "Traceback" not in second.log
+            assert (await first.get("/readyz"))["status"] == "ready"
+        finally:
+            first.stop()
