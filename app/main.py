@@ -80,6 +80,7 @@ def _problem(problem: dict[str, Any], request: Request) -> dict[str, str]:
     return {"field": ".".join(location), "problem": problem["msg"]}
 
 
+BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's words
 HTTP_ERROR_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -90,6 +91,9 @@ HTTP_ERROR_CODES = {
 
 async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    if error.status_code == 400 and error.detail == BODY_UNREADABLE:
+        invalid = InvalidRequest.on_field("body", "not valid UTF-8 JSON")
+        return JSONResponse(invalid.body(), status_code=invalid.status_code)
     if isinstance(error.detail, dict) and "error" in error.detail:
         return JSONResponse(error.detail, status_code=error.status_code)
     code = HTTP_ERROR_CODES.get(error.status_code, "http_error")

@@ -173,11 +173,16 @@ class ExecutionRepository:
 
     # shared state
 
+    def _by_code_point(self, column: Any) -> Any:
+        """Order text by code point on every database, whatever its collation."""
+        bind = self.session.bind
+        return column.collate("C") if bind.dialect.name == "postgresql" else column
+
     async def state(self, execution_id: str) -> Sequence[SharedStateRow]:
         rows = await self.session.scalars(
             select(SharedStateRow)
             .where(SharedStateRow.execution_id == execution_id)
-            .order_by(SharedStateRow.key)
+            .order_by(self._by_code_point(SharedStateRow.key))
         )
         return rows.all()
 
