@@ -1,55 +1,16 @@
 """A real service process killed with SIGKILL, started again: nothing is lost."""
 
-import json
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import pytest
-
 from app.execution.loop import attempt_id
-from tests.invariants import check_invariants
+from tests.recovery.conftest import Processes, plan, step
 from tests.runners.processes import read_pid, wait_until_gone
-from tests.serving import ServiceProcess
-
-
-def step(step_id: str, deps: list[str] | None = None, **script: object) -> dict:
-    return {
-        "id": step_id,
-        "agent": "builder",
-        "depends_on": deps or [],
-        "instructions": json.dumps(script),
-    }
-
-
-def plan(*steps: dict, **config: object) -> dict:
-    return {
-        "task": "survive a crash",
-        "plan": {"steps": list(steps)},
-        "config": {"profile": "scripted", **config},
-    }
-
-
-@pytest.fixture
-async def processes(
-    database_url: str, tmp_path: Path
-) -> AsyncIterator[Callable[..., ServiceProcess]]:
-    started: list[ServiceProcess] = []
-
-    def make(**settings: str) -> ServiceProcess:
-        process = ServiceProcess(database_url, tmp_path, settings)
-        started.append(process)
-        return process
-
-    yield make
-    for process in started:
-        process.stop()
-    await check_invariants(database_url)
 
 
 class TestSigkill:
     async def test_a_killed_service_resumes_its_execution_at_the_next_start(
-        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+        self, processes: Processes, tmp_path: Path
     ) -> None:
         agent_pid, log = tmp_path / "agent.pid", tmp_path / "attempts.log"
         body = plan(
@@ -100,7 +61,7 @@ class TestSigkill:
         assert recovery_s < 60  # a bound against hanging, not a speed claim
 
     async def test_an_interrupted_step_without_attempts_left_fails_the_execution(
-        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+        self, processes: Processes, tmp_path: Path
     ) -> None:
         agent_pid = tmp_path / "agent.pid"
         body = plan(
@@ -124,7 +85,7 @@ class TestSigkill:
         assert failed["data"]["run_id"] == runs[0]["id"]
 
     async def test_an_execution_accepted_but_not_started_is_started_after_a_kill(
-        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+        self, processes: Processes, tmp_path: Path
     ) -> None:
         # max_parallel 1 keeps the second step waiting when the kill comes
         agent_pid = tmp_path / "agent.pid"

@@ -3,17 +3,15 @@
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import _truncate
-from tests.invariants import check_invariants
-from tests.recovery.test_crash import plan, step
+from tests.recovery.conftest import Processes, plan, serve, step
 from tests.runners.processes import read_pid, wait_until_gone
-from tests.serving import ServiceProcess
 
 pytestmark = pytest.mark.postgres
 
@@ -21,26 +19,15 @@ QUICK_LEASES = {"PX_LEASE_SECONDS": "2", "PX_HEARTBEAT_SECONDS": "0.5"}
 
 
 @pytest.fixture
-async def pair(
-    postgres_url: str, tmp_path: Path
-) -> AsyncIterator[Callable[..., ServiceProcess]]:
+async def pair(postgres_url: str, tmp_path: Path) -> AsyncIterator[Processes]:
     await _truncate(postgres_url)
-    started: list[ServiceProcess] = []
-
-    def make(**settings: str) -> ServiceProcess:
-        process = ServiceProcess(postgres_url, tmp_path, QUICK_LEASES | settings)
-        started.append(process)
-        return process
-
-    yield make
-    for process in started:
-        process.stop()
-    await check_invariants(postgres_url)
+    async for make in serve(postgres_url, tmp_path, QUICK_LEASES):
+        yield make
 
 
 class TestLiveEventsAcrossProcesses:
     async def test_a_watcher_of_one_process_follows_an_execution_run_by_another(
-        self, pair: Callable[..., ServiceProcess]
+        self, pair: Processes
     ) -> None:
         # the watcher's process re-reads the table only every 60 s: what it gets
         # before that came through LISTEN/NOTIFY
@@ -75,7 +62,7 @@ class TestLiveEventsAcrossProcesses:
 
 class TestSharingTheWork:
     async def test_executions_sent_to_either_process_each_run_every_step_once(
-        self, pair: Callable[..., ServiceProcess]
+        self, pair: Processes
     ) -> None:
         first, second = await pair().start(), await pair().start()
         body = plan(step("a", numbered_lines=5), step("b"), step("c", ["a", "b"]))
@@ -93,7 +80,7 @@ class TestSharingTheWork:
             ]
 
     async def test_a_cancel_sent_to_the_other_process_stops_the_execution(
-        self, pair: Callable[..., ServiceProcess], tmp_path: Path
+        self, pair: Processes, tmp_path: Path
     ) -> None:
         runner, other = await pair().start(), await pair().start()
         agent_pid = tmp_path / "agent.pid"
@@ -112,7 +99,7 @@ class TestSharingTheWork:
 
 class TestTakingOver:
     async def test_the_other_process_takes_over_when_the_owner_is_killed(
-        self, pair: Callable[..., ServiceProcess], tmp_path: Path
+        self, pair: Processes, tmp_path: Path
     ) -> None:
         owner, other = await pair().start(), await pair().start()
         agent_pid = tmp_path / "agent.pid"
@@ -139,7 +126,7 @@ class TestTakingOver:
         ]
 
     async def test_an_owner_that_froze_past_its_lease_loses_it_and_writes_nothing(
-        self, pair: Callable[..., ServiceProcess], tmp_path: Path
+        self, pair: Processes, tmp_path: Path
     ) -> None:
         owner, other = await pair().start(), await pair().start()
         agent_pid = tmp_path / "agent.pid"

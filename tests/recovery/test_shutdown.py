@@ -3,7 +3,6 @@
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -14,27 +13,9 @@ from app.errors import ShuttingDown
 from app.execution.schemas import ExecutionCreate
 from app.runtime import open_runtime
 from app.settings import Settings
-from tests.invariants import check_invariants
-from tests.recovery.test_crash import plan, step
+from tests.recovery.conftest import Processes, plan, step
 from tests.runners.processes import read_pid, wait_until_gone
 from tests.serving import ServiceProcess
-
-
-@pytest.fixture
-async def processes(
-    database_url: str, tmp_path: Path
-) -> AsyncIterator[Callable[..., ServiceProcess]]:
-    started: list[ServiceProcess] = []
-
-    def make(**settings: str) -> ServiceProcess:
-        process = ServiceProcess(database_url, tmp_path, settings)
-        started.append(process)
-        return process
-
-    yield make
-    for process in started:
-        process.stop()
-    await check_invariants(database_url)
 
 
 async def watch(url: str, seen: list[dict]) -> int | None:
@@ -56,7 +37,7 @@ async def stopped_cleanly(service: ServiceProcess) -> None:
 
 class TestSigterm:
     async def test_running_steps_finish_and_the_rest_resume_at_the_next_start(
-        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+        self, processes: Processes, tmp_path: Path
     ) -> None:
         started_file = tmp_path / "started.pid"
         body = plan(
@@ -95,7 +76,7 @@ class TestSigterm:
         ]
 
     async def test_steps_that_outlast_the_grace_period_are_interrupted_and_rerun(
-        self, processes: Callable[..., ServiceProcess], tmp_path: Path
+        self, processes: Processes, tmp_path: Path
     ) -> None:
         agent_pid = tmp_path / "agent.pid"
         body = plan(

@@ -588,28 +588,13 @@ class TestStragglers:
 
 
 class TestServiceDeath:
+    @pytest.mark.parametrize("agent_setup", ["", "ignore-sigterm -\n"])
     async def test_the_agent_and_its_grandchild_die_with_a_killed_service(
-        self, tmp_path, pid_files
+        self, tmp_path, pid_files, agent_setup
     ):
+        # the second case: an agent that ignores SIGTERM is killed after the grace
         instructions = (
-            f"pid-file {pid_files / 'agent.pid'}\n"
-            f"grandchild {pid_files / 'grandchild.pid'}\nsleep 3600"
-        )
-        service = await start_stand_in_service(tmp_path, instructions)
-        agent = await read_pid(pid_files / "agent.pid")
-        grandchild = await read_pid(pid_files / "grandchild.pid")
-
-        service.kill()
-        await service.wait()
-
-        assert await wait_until_gone(agent)
-        assert await wait_until_gone(grandchild)
-
-    async def test_an_agent_that_ignores_sigterm_is_killed_after_the_grace(
-        self, tmp_path, pid_files
-    ):
-        instructions = (
-            f"ignore-sigterm -\npid-file {pid_files / 'agent.pid'}\n"
+            f"{agent_setup}pid-file {pid_files / 'agent.pid'}\n"
             f"grandchild {pid_files / 'grandchild.pid'}\nsleep 3600"
         )
         service = await start_stand_in_service(tmp_path, instructions)
