@@ -6,6 +6,19 @@ from pathlib import Path
 from app.execution.loop import attempt_id
 from tests.recovery.conftest import Processes, plan, step
 from tests.runners.processes import read_pid, wait_until_gone
+from tests.serving import ServiceProcess
+
+
+async def killed_and_restarted(
+    processes: Processes, body: dict, agent_pid: Path
+) -> tuple[dict, ServiceProcess]:
+    """Submit, SIGKILL the service once the agent runs, start a new process."""
+    service = await processes().start()
+    created = await service.submit(body)
+    pid = await read_pid(agent_pid)
+    service.kill()
+    assert await wait_until_gone(pid), "the agent outlived the killed service"
+    return created, await processes().start()
 
 
 class TestSigkill:
@@ -68,13 +81,7 @@ class TestSigkill:
             step("slow", sleep=120, pid_file=str(agent_pid)),
             retry={"max_attempts": 1},
         )
-        service = await processes().start()
-        created = await service.submit(body)
-        pid = await read_pid(agent_pid)
-        service.kill()
-        assert await wait_until_gone(pid)
-
-        again = await processes().start()
+        created, again = await killed_and_restarted(processes, body, agent_pid)
         execution = await again.wait_finished(created["id"])
         assert execution["status"] == "failed"
         runs = await again.get(f"/executions/{created['id']}/runs")
@@ -84,7 +91,7 @@ class TestSigkill:
         assert failed["data"]["outcome"] == "interrupted"
         assert failed["data"]["run_id"] == runs[0]["id"]
 
-    async def test_an_execution_accepted_but_not_started_is_started_after_a_kill(
+    async def test_a_step_still_waiting_at_the_kill_runs_after_the_restart(
         self, processes: Processes, tmp_path: Path
     ) -> None:
         # max_parallel 1 keeps the second step waiting when the kill comes
@@ -94,13 +101,7 @@ class TestSigkill:
             step("waiting"),
             max_parallel=1,
         )
-        service = await processes().start()
-        created = await service.submit(body)
-        pid = await read_pid(agent_pid)
-        service.kill()
-        assert await wait_until_gone(pid)
-
-        again = await processes().start()
+        created, again = await killed_and_restarted(processes, body, agent_pid)
         execution = await again.wait_finished(created["id"])
         assert execution["status"] == "succeeded"
         runs = await again.get(f"/executions/{created['id']}/runs")
