@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         "to take over and for cancels asked of another process.",
     )
     shutdown_grace_seconds: float = Field(
-        default=30.0,
+        default=15.0,
         ge=0,
         description="On SIGTERM, how long running steps may go on before they "
         "are interrupted and left for the next start to resume.",

@@ -277,6 +277,8 @@ class ExecutionLoop:
 
         running: dict[asyncio.Task[StepStatus], str] = {}
         deadline = time.monotonic() + self._seconds_left()
+        if self._seconds_left() == 0:  # it ran out while no process ran it
+            self._time_out()
         wake = asyncio.create_task(self._wake.wait())
         try:
             while self._stop is None and not self._interrupting:
@@ -295,11 +297,7 @@ class ExecutionLoop:
                     self._wake.clear()
                     wake = asyncio.create_task(self._wake.wait())
                 if time.monotonic() >= deadline:
-                    seconds = self.config.execution_timeout_s
-                    self.stop(
-                        ExecutionStatus.timed_out,
-                        f"execution timed out after {seconds:g} s",
-                    )
+                    self._time_out()
         finally:
             self._closing = True
             wake.cancel()
@@ -310,8 +308,20 @@ class ExecutionLoop:
         if self._stop is None and self._draining and self._unfinished():
             await self._hand_back()
             return
-        await self._skip(self.ready.drain(), "the execution stopped before it ran")
+        left = self.ready.drain()
+        for step_id in left:
+            if self.statuses[step_id] == StepStatus.retrying:
+                await self._give_up(self.by_id[step_id])
+                await self._phase_end(step_id)
+        await self._skip(
+            [s for s in left if self.statuses[s] == StepStatus.pending],
+            "the execution stopped before it ran",
+        )
         await self._finish()
+
+    def _time_out(self) -> None:
+        seconds = self.config.execution_timeout_s
+        self.stop(ExecutionStatus.timed_out, f"execution timed out after {seconds:g} s")
 
     def _seconds_left(self) -> float:
         spent = (utcnow() - self.began).total_seconds()

@@ -110,7 +110,9 @@ class TestRestart:
         async with start_service(settings) as service:
             execution = await service.wait_finished(created["id"])
             events = await all_events(service, created["id"])
-            runs = (await service.client.get(f"/executions/{created['id']}/runs")).json()
+            runs = (
+                await service.client.get(f"/executions/{created['id']}/runs")
+            ).json()
         assert execution["status"] == "succeeded"
         assert [(r["step_id"], r["attempt"], r["status"]) for r in runs] == [
             ("quick", 1, "succeeded"),
@@ -121,3 +123,24 @@ class TestRestart:
         assert types.index("execution.interrupted") < types.index("execution.resumed")
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert events[-1]["type"] == "execution.finished"
+
+    async def test_an_execution_whose_time_ran_out_while_stopped_ends_timed_out(
+        self, make_settings: Callable[..., Settings]
+    ) -> None:
+        settings = make_settings(shutdown_grace_seconds=0)
+        body = scripted(step("slow", sleep=60), execution_timeout_s=1.0)
+        async with start_service(settings) as service:
+            created = await service.submit("x", **body)
+            while not any(
+                e["type"] == "step.started"
+                for e in await all_events(service, created["id"])
+            ):
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(1.2)
+        async with start_service(settings) as service:
+            execution = await service.wait_finished(created["id"])
+            runs = (
+                await service.client.get(f"/executions/{created['id']}/runs")
+            ).json()
+        assert execution["status"] == "timed_out"
+        assert [(r["attempt"], r["status"]) for r in runs] == [(1, "interrupted")]
