@@ -41,7 +41,9 @@ def _checked_settings() -> Settings:
         ProfileRegistry.load(settings)
     except ValidationError as error:
         problems = "; ".join(
-            f"PX_{'_'.join(map(str, e['loc'])).upper() or '?'}: {e['msg']}"
+            f"PX_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")
             for e in error.errors()
         )
         sys.exit(f"parallel-exec: invalid settings: {problems}")

@@ -1,8 +1,12 @@
 """The application: settings, database, executor and routes, wired in a lifespan."""
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,7 +54,40 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.broker = runtime.broker
         app.state.service = runtime.service
         app.state.registry = runtime.registry
+        with _told_to_stop(runtime.executor.begin_shutdown):
+            yield
+
+
+@contextmanager
+def _told_to_stop(callback: Callable[[], None]) -> Iterator[None]:
+    """Run callback in the event loop when SIGTERM or SIGINT arrives.
+
+    The server's own handlers (uvicorn's) still run: they stop the server, which
+    then waits for its open requests before the lifespan ends. The callback lets
+    the executor stop taking work at the signal itself, not after that wait.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
+        return
+    loop = asyncio.get_running_loop()
+    # only the signals the server handles; their handlers still run after ours
+    previous: dict[signal.Signals, Callable[..., Any]] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            previous[sig] = handler
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(callback)
+        previous[signal.Signals(signum)](signum, frame)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _domain_error(_: Request, error: Exception) -> JSONResponse:

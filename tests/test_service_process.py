@@ -140,3 +140,15 @@ class TestStartupChecks:
         child = start_app(dict(os.environ), "--port", "9000")
         assert child.returncode == 2
         assert "PX_" in child.stderr
+
+    def test_a_heartbeat_too_slow_for_the_lease_is_refused_in_words(self) -> None:
+        env = os.environ | {
+            "PX_HEARTBEAT_SECONDS": "10",
+            "PX_LEASE_SECONDS": "15",
+            "PX_DATABASE_URL": "sqlite://",
+        }
+        child = start_app(env)
+        assert child.returncode != 0
+        assert "PX_HEARTBEAT_SECONDS=10 must be at most half" in child.stderr
+        assert "PX_?" not in child.stderr
+        assert "Traceback" not in child.stderr

@@ -14,6 +14,7 @@ from fastapi import (
 from fastapi.responses import PlainTextResponse
 
 from app.api.deps import Service, require_api_key
+from app.errors import InvalidRequest
 from app.events.stream import stream_events
 from app.execution.schemas import (
     ErrorBody,
@@ -85,6 +86,10 @@ async def create_execution(
 
     With ``Accept: text/plain`` the answer is the plan as a readable listing.
     """
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        raise InvalidRequest.on_field(
+            "header.Idempotency-Key", "send one Idempotency-Key header, not several"
+        )
     execution, replayed = await service.submit(body, idempotency_key)
     status_code = 201 if execution.dry_run else 202
     headers = {}

@@ -15,6 +15,7 @@ handed back, unowned, so that the next start of any process resumes them.
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from app.execution.leases import Leases
@@ -43,7 +44,7 @@ def loop_config(config: ExecutionConfig, estimated_savings_ms: int) -> LoopConfi
         execution_timeout_s=config.execution_timeout_s,
         profile=config.profile,
         estimated_savings_ms=estimated_savings_ms,
-        retry=config.retry,
+        retry=config.retry or RetryPolicy(),
     )
 
 
@@ -78,6 +79,7 @@ class Executor:
         self.slots = Slots(settings.server_max_parallel)
         self._loops: dict[str, tuple[ExecutionLoop, asyncio.Task[None]]] = {}
         self._accepting = True
+        self._draining_since: float | None = None
 
     @property
     def owner(self) -> str:
@@ -109,6 +111,8 @@ class Executor:
             owner=self.owner,
             resume=resume,
         )
+        if not self._accepting:
+            loop.drain()  # accepted just before the stop: handed back at once
         task_ = asyncio.create_task(loop.run(), name=f"execution-{execution_id}")
         self._loops[execution_id] = (loop, task_)
         task_.add_done_callback(lambda _: self._loops.pop(execution_id, None))
@@ -166,11 +170,16 @@ class Executor:
 
     async def heartbeat(self) -> None:
         """Renew leases, act on cancels asked elsewhere, take over orphans."""
+        running = {key: loop for key, (loop, _) in self._loops.items()}
         renewal = await self.leases.renew()
-        for execution_id, (loop, _) in list(self._loops.items()):
-            if execution_id not in renewal.held and not loop.stopping:
-                logger.warning("execution.lease_lost", extra={"id": execution_id})
-                loop.lose()
+        for execution_id, loop in running.items():
+            if execution_id in renewal.held or loop.stopping or loop.closing:
+                continue
+            # a loop may have ended, or handed its execution back, meanwhile
+            if await self.leases.holder(execution_id) != self.owner:
+                if execution_id in self._loops and not loop.closing:
+                    logger.warning("execution.lease_lost", extra={"id": execution_id})
+                    loop.lose()
         for execution_id, reason in renewal.cancels.items():
             self.cancel_asked(execution_id, reason)
         await self.take_over_orphans()
@@ -183,20 +192,41 @@ class Executor:
 
     # shutdown
 
+    def begin_shutdown(self) -> None:
+        """Take no more work and start no new step; a second call interrupts now.
+
+        Called as soon as the process is told to stop, before the server has
+        finished its open requests, so that a submit still under way is refused
+        and no new step starts while the server winds down.
+        """
+        if self._draining_since is not None:
+            for loop, _ in self._loops.values():
+                loop.interrupt()  # asked twice: do not wait for the grace period
+            return
+        self._drain()
+
+    def _drain(self) -> None:
+        if self._draining_since is None:
+            self._accepting = False
+            self._draining_since = time.monotonic()
+        for loop, _ in self._loops.values():
+            loop.drain()
+
     async def shutdown(self, grace_s: float, wait_s: float) -> None:
         """Let running steps finish for grace_s, then interrupt and hand back the rest.
 
-        A loop that outlasts wait_s after that is cut off: its execution keeps
-        its lease until it runs out, and then another process resumes it.
+        The grace period counts from ``begin_shutdown``. A loop that outlasts
+        wait_s after that is cut off: its execution keeps its lease until it runs
+        out, and then another process resumes it.
         """
-        self._accepting = False
+        self._drain()
+        assert self._draining_since is not None
         loops = dict(self._loops)
         if not loops:
             return
-        for loop, _ in loops.values():
-            loop.drain()
         tasks: set[asyncio.Task[Any]] = {task for _, task in loops.values()}
-        _, late = await asyncio.wait(tasks, timeout=grace_s)
+        grace_left = grace_s - (time.monotonic() - self._draining_since)
+        _, late = await asyncio.wait(tasks, timeout=max(grace_left, 0))
         for execution_id, (loop, task) in loops.items():
             if task in late:
                 logger.info("execution.interrupting", extra={"id": execution_id})

@@ -2,10 +2,11 @@
 
 The key is stored with a hash of the request in the same transaction as the
 execution, so a key either names a stored execution or nothing. The same key
-with the same request (compared after defaults are filled in, so key order and
-spacing do not matter) returns that execution; with a different request it is a
-conflict. Keys expire after ``idempotency_key_ttl_seconds``; the heartbeat
-deletes expired ones, and an expired key may be used again.
+with the same request (compared after the server's defaults are filled in, so
+key order, spacing and spelled-out defaults do not matter) returns that
+execution; with a different request it is a conflict. Keys expire after
+``idempotency_key_ttl_seconds``; the heartbeat deletes expired ones, and an
+expired key may be used again.
 """
 
 import hashlib
@@ -17,7 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import IdempotencyConflict, InvalidRequest
-from app.execution.schemas import ExecutionCreate
+from app.execution.schemas import ExecutionConfig, ExecutionCreate
 from app.storage.models import IdempotencyKeyRow
 from app.storage.repository import utcnow
 
@@ -35,9 +36,11 @@ def checked_key(key: str, max_chars: int) -> str:
     return key
 
 
-def request_hash(request: ExecutionCreate) -> str:
+def request_hash(request: ExecutionCreate, config: ExecutionConfig) -> str:
+    """The request with its config as resolved (every server default filled in)."""
+    resolved = request.model_copy(update={"config": config})
     canonical = json.dumps(
-        request.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+        resolved.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 

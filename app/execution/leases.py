@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import and_, or_, select, update
 
@@ -52,7 +53,16 @@ def owner_is_dead(owner: str, me: str) -> bool:
         return True
     except PermissionError:
         return False  # a process of another user has that id now
-    return False
+    return _is_zombie(int(pid_text))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that has exited but is not yet reaped by its parent is dead too."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,16 @@ class Leases:
                 row.id: row.cancel_requested for row in held if row.cancel_requested
             },
         )
+
+    async def holder(self, execution_id: str) -> str | None:
+        """The owner the database names for an unfinished execution now."""
+        async with self.database.reader() as session:
+            return await session.scalar(
+                select(ExecutionRow.owner).where(
+                    ExecutionRow.id == execution_id,
+                    ExecutionRow.status.in_(UNFINISHED),
+                )
+            )
 
     async def orphans(self) -> Sequence[str]:
         """Unfinished executions whose owner is gone or whose lease ran out."""

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -107,7 +107,7 @@ class RunRecord:
 
     step_id: str
     status: RunStatus
-    duration_ms: int
+    duration_ms: int | None  # None for a run cut off by a crash
     finished: datetime
 
 
@@ -167,6 +167,7 @@ class History:
     outputs: dict[str, Any]
     state: dict[str, Any]
     last_error: dict[str, tuple[StepStatus, str]]
+    not_before: dict[str, datetime]  # steps in a retry wait: when it ends
 
 
 @dataclass
@@ -189,6 +190,7 @@ class ExecutionLoop:
     started_at: dict[str, float] = field(default_factory=dict)
     progress: dict[str, _Progress] = field(default_factory=dict)
     last_error: dict[str, tuple[StepStatus, str]] = field(default_factory=dict)
+    not_before: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {step.id: step for step in self.steps}
@@ -229,6 +231,11 @@ class ExecutionLoop:
         """The lease is gone: stop every step and write nothing more."""
         self._lost = True
         self.interrupt()
+
+    @property
+    def closing(self) -> bool:
+        """The loop has decided how it ends and is writing its last changes."""
+        return self._closing
 
     @property
     def stopping(self) -> bool:
@@ -376,6 +383,7 @@ class ExecutionLoop:
         step = self.by_id[step_id]
         logs.bind(step_id=step_id)
         try:
+            await asyncio.sleep(self._wait_left(step_id))
             while True:
                 status, delay_s = await self._attempt(step)
                 if status != StepStatus.retrying or self._draining:
@@ -384,6 +392,11 @@ class ExecutionLoop:
         except asyncio.CancelledError:
             await shielded(self._cancelled(step))
             raise
+
+    def _wait_left(self, step_id: str) -> float:
+        """What is left of a retry wait begun before a restart, in seconds."""
+        not_before = self.not_before.pop(step_id, None)
+        return max((not_before - utcnow()).total_seconds(), 0) if not_before else 0
 
     async def _attempt(self, step: PlannedStep) -> tuple[StepStatus, float]:
         async with self.slots.slot(self.ready.node(step.id).priority):
@@ -522,52 +535,71 @@ class ExecutionLoop:
         logger.info("execution.started")
 
     async def _record_resumed(self) -> None:
-        """Take up where the previous owner stopped, and say so in the log."""
+        """Take up where the previous owner stopped, and say so in the log.
+
+        ``execution.resumed`` comes first; the runs the previous owner left
+        running then end ``interrupted``, each as its retry policy says.
+        """
         async with self.change() as change:
-            interrupted = await self._interrupt_open_runs(change)
-            history = await load_history(change, self.steps)
-            row = await change.repository.get(self.execution_id)
-            if row.status == ExecutionStatus.accepted:
-                change.repository.set_status(
-                    row, ExecutionStatus.running, started_at=utcnow()
-                )
-            row.cancel_requested = None
+            repository = change.repository
+            row = await repository.get(self.execution_id)
+            first_start = row.status == ExecutionStatus.accepted
+            if first_start:
+                repository.set_status(row, ExecutionStatus.running, started_at=utcnow())
             self.began = row.started_at or utcnow()
+            cancel, row.cancel_requested = row.cancel_requested, None
+            open_runs = [
+                run
+                for run in await repository.runs(self.execution_id)
+                if run.status == RunStatus.running
+            ]
+            done = [
+                step.step_id
+                for step in await repository.steps(self.execution_id)
+                if step.status == StepStatus.succeeded
+            ]
             await change.event(
                 EventType.execution_resumed,
-                interrupted_runs=interrupted,
-                succeeded_steps=sorted(
-                    s for s, v in history.statuses.items() if v == StepStatus.succeeded
-                ),
+                interrupted_runs=[run.id for run in open_runs],
+                succeeded_steps=sorted(done),
             )
+            if first_start:
+                await change.event(
+                    EventType.execution_started,
+                    max_parallel=self.config.max_parallel,
+                    fail_fast=self.config.fail_fast,
+                    profile=self.config.profile,
+                )
+            for run in open_runs:
+                await repository.finish_run(
+                    run.id,
+                    RunStatus.interrupted,
+                    finished_at=utcnow(),
+                    error=INTERRUPTED,
+                )
+                await self._write_run_outcome(
+                    change,
+                    self.by_id[run.step_id],
+                    run.id,
+                    run.attempt,
+                    RunStatus.interrupted,
+                    INTERRUPTED,
+                )
+            history = await load_history(change, self.steps)
         blocked = self._restore(history)
-        logger.info("execution.resumed", extra={"interrupted_runs": len(interrupted)})
+        logger.info("execution.resumed", extra={"interrupted_runs": len(open_runs)})
+        if cancel:
+            self.stop(ExecutionStatus.cancelled, cancel)  # asked while no one ran it
         failed = [
             step_id
             for step_id, status in self.statuses.items()
             if status in FINISHED_STEP - {StepStatus.succeeded, StepStatus.skipped}
         ]
-        if failed and self.config.fail_fast:
-            status = self.statuses[failed[0]]
-            self.stop(ExecutionStatus.failed, f"step {failed[0]} {status.value}")
-        elif failed:
+        if failed:
             await self._skip(blocked, f"dependency {failed[0]} did not succeed")
-
-    async def _interrupt_open_runs(self, change: Change) -> list[str]:
-        """End the runs the previous owner left running, each by its retry policy."""
-        interrupted = []
-        for run in await change.repository.runs(self.execution_id):
-            if run.status != RunStatus.running:
-                continue
-            interrupted.append(run.id)
-            step = self.by_id[run.step_id]
-            await change.repository.finish_run(
-                run.id, RunStatus.interrupted, finished_at=utcnow(), error=INTERRUPTED
-            )
-            await self._write_run_outcome(
-                change, step, run.id, run.attempt, RunStatus.interrupted, INTERRUPTED
-            )
-        return interrupted
+            if self.config.fail_fast:
+                status = self.statuses[failed[0]]
+                self.stop(ExecutionStatus.failed, f"step {failed[0]} {status.value}")
 
     def _restore(self, history: History) -> list[str]:
         """Replay the history; the pending steps that can no longer run."""
@@ -577,6 +609,7 @@ class ExecutionLoop:
         self.outputs.update(history.outputs)
         self.state.update(history.state)
         self.last_error.update(history.last_error)
+        self.not_before.update(history.not_before)
         ended = {
             step_id: status == StepStatus.succeeded
             for step_id, status in self.statuses.items()
@@ -704,7 +737,7 @@ class ExecutionLoop:
         if retry:
             status = StepStatus.retrying
             # an interruption was not the agent's doing: its next attempt is at once
-            immediate = self._draining or run_status == RunStatus.interrupted
+            immediate = run_status == RunStatus.interrupted
             delay_s = 0.0 if immediate else policy.delay_s(attempt, random.random())
             event = EventType.step_retrying
             data |= {
@@ -818,7 +851,7 @@ class ExecutionLoop:
 
     def _result(self, status: ExecutionStatus) -> ExecutionResult:
         wall_ms = round((utcnow() - self.began).total_seconds() * 1000)
-        agent_ms = sum(record.duration_ms for record in self.records)
+        agent_ms = sum(r.duration_ms for r in self.records if r.duration_ms is not None)
         return ExecutionResult(
             status=status,
             total_time_ms=wall_ms,
@@ -865,11 +898,20 @@ async def load_history(change: Change, steps: list[PlannedStep]) -> History:
             outputs[run.step_id] = run.output
         elif status != RunStatus.running:
             last_error[run.step_id] = (RUN_ENDS_STEP[status], run.error or status.value)
-        if run.finished_at is not None and run.duration_ms is not None:
+        if run.finished_at is not None:
             records.append(
                 RunRecord(run.step_id, status, run.duration_ms, run.finished_at)
             )
     state = {entry.key: entry.value for entry in await repository.state(row.id)}
+    not_before = {}
+    for step_id, status in statuses.items():
+        if status == StepStatus.retrying:
+            waited = await repository.last_event(
+                row.id, step_id, EventType.step_retrying.value
+            )
+            if waited is not None:
+                delay = timedelta(milliseconds=waited.data.get("delay_ms", 0))
+                not_before[step_id] = waited.created_at + delay
     return History(
         statuses=statuses,
         attempts=attempts,
@@ -877,6 +919,7 @@ async def load_history(change: Change, steps: list[PlannedStep]) -> History:
         outputs=outputs,
         state=state,
         last_error=last_error,
+        not_before=not_before,
     )
 
 

@@ -46,9 +46,10 @@ class ExecutionConfig(BaseModel):
     step_timeout_s: StrictFloat | None = Field(default=None, gt=0)
     execution_timeout_s: StrictFloat | None = Field(default=None, gt=0)
     profile: Text | None = Field(default=None, min_length=1, max_length=64)
-    retry: RetryPolicy = Field(
-        default_factory=RetryPolicy,
-        description="Retry policy of every step that does not set its own.",
+    retry: RetryPolicy | None = Field(
+        default=None,
+        description="Retry policy of every step that does not set its own; "
+        "null or absent for the server's default policy.",
     )
 
 

@@ -73,16 +73,16 @@ class ExecutionService:
         Returns the execution and whether it was stored by an earlier request
         with the same Idempotency-Key (then nothing new is stored or started).
         """
+        config = self._resolve(request)
         digest = ""
         if idempotency_key is not None:
             key = idempotency.checked_key(
                 idempotency_key, self.settings.idempotency_key_max_chars
             )
-            digest = idempotency.request_hash(request)
+            digest = idempotency.request_hash(request, config)
             earlier = await self._earlier(key, digest)
             if earlier is not None:
                 return earlier, True
-        config = self._resolve(request)
         plan = self._plan(request, config)
         if not self.executor.accepting and not config.dry_run:
             raise ShuttingDown("the service is shutting down; send the request again")
@@ -190,6 +190,7 @@ class ExecutionService:
             )
         if not config.parallel:
             config.max_parallel = 1
+        config.retry = config.retry or RetryPolicy()
         self._check_retry(config.retry, "body.config.retry.max_attempts")
         for index, step in enumerate(request.plan.steps if request.plan else ()):
             if step.retry is not None:

@@ -10,6 +10,7 @@ from pydantic import (
     Field,
     StrictFloat,
     StrictInt,
+    field_validator,
 )
 
 STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -85,14 +86,28 @@ class RetryPolicy(BaseModel):
     )
     retry_on: list[RetryOutcome] = Field(
         default_factory=lambda: ["interrupted"],
+        max_length=3,
         description="Outcomes worth another attempt: failed, timed_out, interrupted.",
     )
-    backoff_s: StrictFloat = Field(default=1.0, ge=0, le=3600)
-    backoff_multiplier: StrictFloat = Field(default=2.0, ge=1, le=10)
-    backoff_max_s: StrictFloat = Field(default=60.0, ge=0, le=3600)
-    jitter: StrictFloat = Field(
-        default=0.5, ge=0, le=1, description="Up to this share of a wait is random."
+    backoff_s: StrictFloat = Field(default=1.0, ge=0, le=3600, allow_inf_nan=False)
+    backoff_multiplier: StrictFloat = Field(
+        default=2.0, ge=1, le=10, allow_inf_nan=False
     )
+    backoff_max_s: StrictFloat = Field(default=60.0, ge=0, le=3600, allow_inf_nan=False)
+    jitter: StrictFloat = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Up to this share of a wait is random.",
+    )
+
+    @field_validator("retry_on")
+    @classmethod
+    def each_outcome_once(cls, outcomes: list[str]) -> list[str]:
+        if len(set(outcomes)) != len(outcomes):
+            raise ValueError("name each outcome once")
+        return outcomes
 
     def delay_s(self, attempt: int, random_share: float) -> float:
         """The wait after a run numbered ``attempt``; random_share is in [0, 1)."""

@@ -69,45 +69,56 @@ class SqliteFileLock:
     this service also coordinates its own writes in memory (the write lock above)
     and treats every unfinished execution in the file as its own to resume. A
     second process would fight over the file and resume executions that are
-    still running, so it is stopped before it opens the database. The lock is an
-    advisory ``flock`` on a file beside the database; the kernel drops it when
-    the process ends, however it ends.
+    still running, so it is stopped before it opens the database.
+
+    The lock is an advisory ``flock`` on the database file itself, so it holds
+    however the file is named (a symbolic or a hard link); the kernel drops it
+    when the process ends, however it ends. ``flock`` and the POSIX locks SQLite
+    takes do not interfere on Linux, but closing any descriptor of the file
+    drops this process's POSIX locks on it: the lock's descriptor is closed only
+    after the engine is disposed. The holder's pid is written beside the file,
+    for the refusal message.
     """
 
     def __init__(self, url: str) -> None:
         database = make_url(url).database
-        self.path = (
-            Path(f"{database}.lock") if database and database != ":memory:" else None
-        )
+        in_file = database and database != ":memory:"
+        self.path = Path(database).resolve() if in_file else None
         self._file: Any = None
 
     def acquire(self) -> None:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115 - held for the process's life
+        handle = open(self.path, "ab")  # noqa: SIM115 - held for the process's life
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
             handle.close()
-            database = str(self.path)[: -len(".lock")]
             raise DatabaseInUse(
-                f"the SQLite database {database} is in use by another parallel-exec "
-                f"process (pid {holder}); SQLite serves one process only: stop that "
-                "one, give this one its own PX_DATABASE_URL, or use PostgreSQL to "
-                "run several processes"
+                f"the SQLite database {self.path} is in use by another "
+                f"parallel-exec process (pid {self._holder()}); SQLite serves one "
+                "process only: stop that one, give this one its own "
+                "PX_DATABASE_URL, or use PostgreSQL to run several processes"
             ) from None
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
+        self._pid_file.write_text(str(os.getpid()))
         self._file = handle
 
     def release(self) -> None:
         if self._file is not None:
             self._file.close()  # closing drops the flock
             self._file = None
+
+    @property
+    def _pid_file(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(self.path.name + ".pid")
+
+    def _holder(self) -> str:
+        try:
+            return self._pid_file.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
 
 
 def _create_engine(url: str, *, echo: bool) -> AsyncEngine:

@@ -171,6 +171,20 @@ class ExecutionRepository:
         )
         return rows.all()
 
+    async def last_event(
+        self, execution_id: str, step_id: str, type: str
+    ) -> EventRow | None:
+        return await self.session.scalar(
+            select(EventRow)
+            .where(
+                EventRow.execution_id == execution_id,
+                EventRow.step_id == step_id,
+                EventRow.type == type,
+            )
+            .order_by(EventRow.seq.desc())
+            .limit(1)
+        )
+
     # shared state
 
     def _by_code_point(self, column: Any) -> Any:

@@ -122,3 +122,28 @@ class TestIdempotencyKey:
             assert later["body"]["id"] != first["body"]["id"]
             again = await post(service, {"task": "Another task"}, "short-lived")
             assert again["body"]["id"] == later["body"]["id"]
+
+    async def test_spelling_out_the_server_defaults_is_the_same_request(
+        self, service: Service
+    ) -> None:
+        first = await post(service, {"task": "T"}, "defaults")
+        defaults = {
+            "max_parallel": 4,
+            "profile": "simulated",
+            "step_timeout_s": 600.0,
+            "execution_timeout_s": 3600.0,
+            "mode": "auto",
+        }
+        again = await post(service, {"task": "T", "config": defaults}, "defaults")
+        assert again["status"] == 200
+        assert again["body"]["id"] == first["body"]["id"]
+
+    async def test_two_keys_in_one_request_are_refused(self, service: Service) -> None:
+        response = await service.client.post(
+            "/executions",
+            json=BODY,
+            headers=[("Idempotency-Key", "a"), ("Idempotency-Key", "b")],
+        )
+        assert response.status_code == 422
+        assert "not several" in response.json()["error"]["message"]
+        assert await count_executions(service) == 0

@@ -171,3 +171,30 @@ class TestRetries:
             "body.config.retry.max_attempts"
         )
         assert error["details"]["limit"] == 10
+
+
+class TestRetryPolicyInRequests:
+    async def test_an_outcome_named_twice_or_a_wait_that_is_not_a_number_is_a_422(
+        self, service: Service
+    ) -> None:
+        for retry in [
+            '{"retry_on": ["failed", "failed"]}',
+            '{"backoff_s": NaN}',
+            '{"backoff_max_s": Infinity}',
+        ]:
+            content = '{"task": "x", "config": {"retry": ' + retry + "}}"
+            response = await service.client.post(
+                "/executions",
+                content=content.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 422, (retry, response.text)
+            field = response.json()["error"]["details"]["errors"][0]["field"]
+            assert field.startswith("body.config.retry"), field
+
+    async def test_a_null_policy_means_the_server_default(
+        self, service: Service
+    ) -> None:
+        execution = await service.submit("x", config={"retry": None})
+        assert execution["config"]["retry"]["max_attempts"] == 3
+        assert execution["config"]["retry"]["retry_on"] == ["interrupted"]

@@ -1,6 +1,7 @@
 """A real service process killed with SIGKILL, started again: nothing is lost."""
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 from app.execution.loop import attempt_id
@@ -110,3 +111,51 @@ class TestSigkill:
             ("slow", 2),
             ("waiting", 1),
         ]
+
+
+class TestResumeKeepsItsWord:
+    async def test_a_retry_wait_cut_by_a_kill_is_waited_out_after_the_restart(
+        self, processes: Processes, tmp_path: Path
+    ) -> None:
+        body = plan(
+            step("flaky", on_attempt={"1": {"exit": 1}}),
+            retry={"retry_on": ["failed"], "backoff_s": 3.0, "jitter": 0.0},
+        )
+        service = await processes().start()
+        created = await service.submit(body)
+        retrying = await service.wait_for_event(created["id"], "step.retrying")
+        service.kill()
+
+        again = await processes().start()
+        execution = await again.wait_finished(created["id"])
+        assert execution["status"] == "succeeded"
+        events = await again.events(created["id"])
+        second = next(
+            e
+            for e in events
+            if e["type"] == "step.started" and e["data"]["attempt"] == 2
+        )
+        waited = datetime.fromisoformat(second["created_at"]) - datetime.fromisoformat(
+            retrying["created_at"]
+        )
+        assert retrying["data"]["delay_ms"] == 3000
+        assert waited.total_seconds() >= 3.0  # the announced wait, not less
+
+    async def test_under_fail_fast_the_steps_below_a_failed_resume_are_skipped(
+        self, processes: Processes, tmp_path: Path
+    ) -> None:
+        agent_pid = tmp_path / "agent.pid"
+        body = plan(
+            step("slow", sleep=120, pid_file=str(agent_pid)),
+            step("below", ["slow"]),
+            retry={"max_attempts": 1},
+        )
+        created, again = await killed_and_restarted(processes, body, agent_pid)
+        execution = await again.wait_finished(created["id"])
+        assert execution["status"] == "failed"
+        assert execution["result"]["steps_by_status"] == {"failed": 1, "skipped": 1}
+        assert execution["result"]["runs_by_status"] == {"interrupted": 1}
+        events = await again.events(created["id"])
+        types = [e["type"] for e in events]
+        assert types.index("execution.resumed") < types.index("step.failed")
+        assert "step.skipped" in types

@@ -152,3 +152,23 @@ class TestTakingOver:
         assert "execution.lease_lost" in owner.log
         events = await other.events(created["id"])
         assert events[-1]["type"] == "execution.finished"
+
+    async def test_a_cancel_sent_while_the_owner_is_frozen_holds_after_take_over(
+        self, pair: Processes, tmp_path: Path
+    ) -> None:
+        owner, other = await pair().start(), await pair().start()
+        agent_pid = tmp_path / "agent.pid"
+        created = await owner.submit(
+            plan(step("slow", sleep=120, pid_file=str(agent_pid)), step("next"))
+        )
+        pid = await read_pid(agent_pid)
+        owner.child.send_signal(signal.SIGSTOP)
+        try:
+            response = await other.post(f"/executions/{created['id']}/cancel")
+            assert response.status_code == 200, response.text
+            execution = await other.wait_finished(created["id"])
+        finally:
+            owner.child.send_signal(signal.SIGCONT)
+        assert execution["status"] == "cancelled"
+        assert execution["reason"] == "cancelled by request"
+        assert await wait_until_gone(pid)  # the woken owner stops its agent

@@ -98,6 +98,31 @@ class TestSigterm:
             (2, "succeeded"),
         ]
 
+    async def test_a_submit_still_arriving_when_sigterm_comes_gets_503(
+        self, processes: Processes
+    ) -> None:
+        service = await processes().start()
+        body = json.dumps({"task": "Implement login feature"}).encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(
+            b"POST /executions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:10]
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        service.child.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        writer.write(body[10:])
+        await writer.drain()
+        answer = (await reader.read()).decode()
+        writer.close()
+        assert answer.startswith("HTTP/1.1 503"), answer
+        assert '"code":"shutting_down"' in answer
+        assert (await service.terminate()) in (0, -signal.SIGTERM)
+        assert "execution.accepted" not in service.log
+
     async def test_a_process_that_is_shutting_down_refuses_new_work(
         self, database_url: str, tmp_path: Path
     ) -> None:
@@ -117,17 +142,30 @@ class TestSigterm:
 
 
 class TestOneProcessPerSqliteFile:
+    @pytest.mark.parametrize("name", ["same path", "symbolic link", "hard link"])
     async def test_a_second_process_on_the_same_file_is_refused(
-        self, tmp_path: Path
+        self, tmp_path: Path, name: str
     ) -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'px.db'}"
-        first = await ServiceProcess(url, tmp_path).start()
+        database = tmp_path / "px.db"
+        first = await ServiceProcess(
+            f"sqlite+aiosqlite:///{database}", tmp_path
+        ).start()
+        other_name = {
+            "same path": database,
+            "symbolic link": tmp_path / "link.db",
+            "hard link": tmp_path / "hard.db",
+        }[name]
+        if name == "symbolic link":
+            other_name.symlink_to(database)
+        elif name == "hard link":
+            other_name.hardlink_to(database)
         try:
-            second = ServiceProcess(url, tmp_path)
+            second = ServiceProcess(f"sqlite+aiosqlite:///{other_name}", tmp_path)
             child = second.spawn()
             assert child.wait(timeout=60) != 0
             assert "in use by another parallel-exec process" in second.log
-            assert f"pid {first.child.pid}" in second.log
+            if name != "hard link":  # a hard link cannot tell where the pid is
+                assert f"pid {first.child.pid}" in second.log
             assert "Traceback" not in second.log
             assert (await first.get("/readyz"))["status"] == "ready"
         finally:
