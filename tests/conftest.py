@@ -174,8 +174,14 @@ async def start_service(
     When it has stopped, the stored data is checked against the invariants in
     tests/invariants.py (unless check is False).
     """
+    # idle connections stay open longer than any pause of the test client, so
+    # that no request races the server closing its connection (a ReadError)
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning"
+        create_app(settings),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        timeout_keep_alive=120,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
