@@ -1,5 +1,6 @@
 """Start the service: python -m app."""
 
+import socket
 import sys
 
 import uvicorn
@@ -25,13 +26,35 @@ def main() -> None:
         print(USAGE, end="", file=sys.stdout if wanted_help else sys.stderr)
         sys.exit(0 if wanted_help else 2)
     settings = _checked_settings()
-    uvicorn.run(
+    listening = _listen(settings.host, settings.port)
+    _check_database_free(settings)
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.cancel_wait_seconds) + 5,
     )
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the app starts.
+
+    Bound first, so that a process that cannot listen (the port is taken) stops
+    before it takes over any execution.
+    """
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        listening = socket.socket(family, kind, protocol)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError as error:
+        sys.exit(f"parallel-exec: cannot listen on {host}:{port}: {error.strerror}")
+    listening.set_inheritable(True)
+    return listening
 
 
 def _checked_settings() -> Settings:
@@ -49,6 +72,11 @@ def _checked_settings() -> Settings:
         sys.exit(f"parallel-exec: invalid settings: {problems}")
     except ProfilesFileInvalid as error:
         sys.exit(f"parallel-exec: {error}")
+    return settings
+
+
+def _check_database_free(settings: Settings) -> None:
+    """Stop with one line if another process holds the SQLite file."""
     if settings.is_sqlite:
         lock = SqliteFileLock(settings.database_url)
         try:
@@ -56,7 +84,6 @@ def _checked_settings() -> Settings:
         except DatabaseInUse as error:
             sys.exit(f"parallel-exec: {error}")
         lock.release()
-    return settings
 
 
 if __name__ == "__main__":

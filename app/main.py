@@ -5,7 +5,7 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from types import FrameType
 from typing import Any
 
@@ -49,12 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     logs.configure(settings.log_level)
-    async with open_runtime(settings) as runtime:
-        app.state.database = runtime.database
-        app.state.broker = runtime.broker
-        app.state.service = runtime.service
-        app.state.registry = runtime.registry
-        with _told_to_stop(runtime.executor.begin_shutdown):
+    # the signal handlers outlive the runtime: a second signal must reach the
+    # executor while it waits out the grace period, as the runtime closes
+    with ExitStack() as signals:
+        async with open_runtime(settings) as runtime:
+            app.state.database = runtime.database
+            app.state.broker = runtime.broker
+            app.state.service = runtime.service
+            app.state.registry = runtime.registry
+            signals.enter_context(_told_to_stop(runtime.executor.begin_shutdown))
             yield
 
 

@@ -152,3 +152,20 @@ class TestStartupChecks:
         assert "PX_HEARTBEAT_SECONDS=10 must be at most half" in child.stderr
         assert "PX_?" not in child.stderr
         assert "Traceback" not in child.stderr
+
+    def test_a_port_in_use_stops_the_start_before_anything_is_touched(
+        self, tmp_path: Path
+    ) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            env = os.environ | {
+                "PX_PORT": str(port),
+                "PX_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'px.db'}",
+            }
+            child = start_app(env)
+        assert child.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in child.stderr
+        assert "Traceback" not in child.stderr
+        assert not (tmp_path / "px.db").exists()  # no database opened, no take-over

@@ -139,21 +139,32 @@ class Executor:
         for execution_id in await self.leases.orphans():
             if not self._accepting:
                 break
-            previous = await self.leases.take(execution_id)
-            if previous is None:
-                continue
-            try:
-                await self._resume(execution_id)
-            except Exception:
-                logger.exception("execution.not_resumed", extra={"id": execution_id})
-                await self.leases.release(execution_id)
-                continue
-            logger.info(
-                "execution.taken_over",
-                extra={"execution_id": execution_id, "previous_owner": previous},
-            )
-            taken.append(execution_id)
+            if await self.take_over(execution_id):
+                taken.append(execution_id)
         return taken
+
+    async def take_over(self, execution_id: str) -> bool:
+        """Resume one execution if no live process owns it; whether it did."""
+        previous = await self.leases.take(execution_id)
+        if previous is None:
+            return False
+        try:
+            await self._resume(execution_id)
+        except Exception:
+            logger.exception("execution.not_resumed", extra={"id": execution_id})
+            await self.leases.release(execution_id)
+            return False
+        logger.info(
+            "execution.taken_over",
+            extra={"execution_id": execution_id, "previous_owner": previous},
+        )
+        return True
+
+    async def wait(self, execution_id: str, wait_s: float) -> None:
+        """Wait up to wait_s for this process's loop of an execution to end."""
+        entry = self._loops.get(execution_id)
+        if entry is not None:
+            await asyncio.wait({entry[1]}, timeout=wait_s)
 
     async def _resume(self, execution_id: str) -> None:
         async with self.recorder.database.reader() as session:

@@ -547,7 +547,12 @@ class ExecutionLoop:
             if first_start:
                 repository.set_status(row, ExecutionStatus.running, started_at=utcnow())
             self.began = row.started_at or utcnow()
-            cancel, row.cancel_requested = row.cancel_requested, None
+            # a cancel asked, or a timeout passed, while no process ran it: the
+            # runs cut off then are not worth another attempt
+            if row.cancel_requested:
+                self.stop(ExecutionStatus.cancelled, row.cancel_requested)
+            elif self._seconds_left() == 0:
+                self._time_out()
             open_runs = [
                 run
                 for run in await repository.runs(self.execution_id)
@@ -586,10 +591,15 @@ class ExecutionLoop:
                     INTERRUPTED,
                 )
             history = await load_history(change, self.steps)
-        blocked = self._restore(history)
+        ended_now = [
+            run.step_id
+            for run in open_runs
+            if self.statuses[run.step_id] in FINISHED_STEP
+        ]
+        blocked = self._restore(history, ended_now)
+        for step_id in ended_now:
+            await self._phase_end(step_id)
         logger.info("execution.resumed", extra={"interrupted_runs": len(open_runs)})
-        if cancel:
-            self.stop(ExecutionStatus.cancelled, cancel)  # asked while no one ran it
         failed = [
             step_id
             for step_id, status in self.statuses.items()
@@ -601,8 +611,12 @@ class ExecutionLoop:
                 status = self.statuses[failed[0]]
                 self.stop(ExecutionStatus.failed, f"step {failed[0]} {status.value}")
 
-    def _restore(self, history: History) -> list[str]:
-        """Replay the history; the pending steps that can no longer run."""
+    def _restore(self, history: History, ended_now: list[str]) -> list[str]:
+        """Replay the history; the pending steps that can no longer run.
+
+        Steps in ended_now ended while resuming; their phases are ended by the
+        caller, so that a phase's end is announced once.
+        """
         self.statuses.update(history.statuses)
         self.attempts.update(history.attempts)
         self.records.extend(history.records)
@@ -617,7 +631,7 @@ class ExecutionLoop:
         }
         blocked = self.ready.restore(ended)
         ran = [s for s, n in self.attempts.items() if n]
-        self.phases.restore(ran, ended)
+        self.phases.restore(ran, [s for s in ended if s not in ended_now])
         return [s for s in blocked if self.statuses[s] == StepStatus.pending]
 
     async def _record_step_started(
@@ -749,9 +763,11 @@ class ExecutionLoop:
             self.last_error[step.id] = (failed_as, error or run_status.value)
         else:
             status, delay_s = RUN_ENDS_STEP[run_status], 0.0
-            event = TERMINAL_EVENT[status]
             if run_status == RunStatus.interrupted:
                 data["outcome"] = "interrupted"
+                if self._stop and self._stop.status == ExecutionStatus.cancelled:
+                    status = StepStatus.cancelled  # cut off, then cancelled
+            event = TERMINAL_EVENT[status]
         await change.repository.set_step_status(self.execution_id, step.id, status)
         await change.event(event, step.id, run_id=run_id, attempt=attempt, **data)
         self.statuses[step.id] = status

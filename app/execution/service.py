@@ -17,7 +17,6 @@ from app.events.listener import notify_control
 from app.events.types import EventType
 from app.execution import idempotency
 from app.execution.executor import Executor, loop_config, planned_step
-from app.execution.loop import close_open_work
 from app.execution.recorder import Recorder, event_read
 from app.execution.schemas import (
     EventPage,
@@ -329,15 +328,14 @@ class ExecutionService:
     async def _cancel(self, execution_id: str, reason: str) -> None:
         wait_s = self.settings.cancel_wait_seconds
         executor = self.executor
-        if not executor.owns(execution_id):
-            if await executor.leases.take(execution_id) is not None:
-                async with self.recorder.change(execution_id, executor.owner) as change:
-                    await close_open_work(change, ExecutionStatus.cancelled, reason)
-                return
+        # stored first: it stands even if the process running it dies meanwhile
+        await executor.leases.ask_cancel(execution_id, reason)
         if executor.owns(execution_id):
             await executor.stop(execution_id, ExecutionStatus.cancelled, reason, wait_s)
             return
-        await executor.leases.ask_cancel(execution_id, reason)
+        if executor.accepting and await executor.take_over(execution_id):
+            await executor.wait(execution_id, wait_s)  # it resumes, then stops
+            return
         await notify_control(self.database, f"cancel {execution_id}")
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:

@@ -9,12 +9,13 @@ invalid UTF-8 can be sent), long_line ({"text", "times"}: the text repeated as
 one stdout line), no_result (write no result file: stdout is the result),
 on_attempt ({"1": {...}}: keys that apply to that attempt number only), pid_file
 (the agent's own pid is written there), attempt_log (a file that gets a line
-"attempt run_id" per run).
+"attempt run_id" per run), ignore_sigterm (true: only SIGKILL stops it).
 With plain-text instructions it succeeds at once.
 """
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ def main() -> int:
     instructions = context["instructions"]
     script = json.loads(instructions) if instructions.startswith("{") else {}
     script.update(script.get("on_attempt", {}).get(os.environ["PX_ATTEMPT"], {}))
+    if script.get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if "pid_file" in script:
         with open(script["pid_file"], "w") as file:
             file.write(str(os.getpid()))

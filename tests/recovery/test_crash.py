@@ -159,3 +159,36 @@ class TestResumeKeepsItsWord:
         types = [e["type"] for e in events]
         assert types.index("execution.resumed") < types.index("step.failed")
         assert "step.skipped" in types
+
+    async def test_a_cancel_the_owner_had_not_finished_holds_after_a_kill(
+        self, processes: Processes, tmp_path: Path
+    ) -> None:
+        # the agent ignores SIGTERM, so the owner is still stopping it when killed
+        agent_pid = tmp_path / "agent.pid"
+        slow_to_stop = {"PX_KILL_GRACE_SECONDS": "3", "PX_CANCEL_WAIT_SECONDS": "0.5"}
+        body = plan(
+            step("stubborn", sleep=120, ignore_sigterm=True, pid_file=str(agent_pid)),
+            step("below", ["stubborn"]),
+            fail_fast=False,
+        )
+        service = await processes(**slow_to_stop).start()
+        created = await service.submit(body)
+        pid = await read_pid(agent_pid)
+        answer = await service.post(f"/executions/{created['id']}/cancel")
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "running"  # still stopping
+        service.kill()
+        assert await wait_until_gone(pid)
+
+        again = await processes().start()
+        execution = await again.wait_finished(created["id"])
+        assert execution["status"] == "cancelled"
+        assert execution["reason"] == "cancelled by request"
+        runs = await again.get(f"/executions/{created['id']}/runs")
+        assert [(r["step_id"], r["status"]) for r in runs] == [
+            ("stubborn", "interrupted")
+        ]
+        assert execution["result"]["steps_by_status"] == {
+            "cancelled": 1,
+            "skipped": 1,
+        }

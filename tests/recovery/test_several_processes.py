@@ -172,3 +172,35 @@ class TestTakingOver:
         assert execution["status"] == "cancelled"
         assert execution["reason"] == "cancelled by request"
         assert await wait_until_gone(pid)  # the woken owner stops its agent
+
+    async def test_a_cancel_through_the_other_process_after_the_owner_died(
+        self, pair: Processes, tmp_path: Path
+    ) -> None:
+        slow_beat = {"PX_LEASE_SECONDS": "20", "PX_HEARTBEAT_SECONDS": "5"}
+        owner, other = await pair(**slow_beat).start(), await pair(**slow_beat).start()
+        agent_pid = tmp_path / "agent.pid"
+        created = await owner.submit(
+            plan(
+                step("slow", sleep=120, pid_file=str(agent_pid)),
+                step("next", ["slow"]),
+            )
+        )
+        pid = await read_pid(agent_pid)
+        owner.kill()
+        assert await wait_until_gone(pid)
+
+        response = await other.post(f"/executions/{created['id']}/cancel")
+        assert response.status_code == 200
+        execution = await other.wait_finished(created["id"])
+        assert execution["status"] == "cancelled"
+        assert execution["result"]["steps_by_status"] == {
+            "cancelled": 1,
+            "skipped": 1,
+        }
+        events = await other.events(created["id"])
+        ended = next(e for e in events if e["type"] == "step.cancelled")
+        assert ended["data"]["attempt"] == 1
+        assert ended["data"]["outcome"] == "interrupted"
+        types = [e["type"] for e in events]
+        assert "step.retrying" not in types
+        assert types.index("execution.resumed") < types.index("step.cancelled")

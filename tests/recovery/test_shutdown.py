@@ -98,6 +98,28 @@ class TestSigterm:
             (2, "succeeded"),
         ]
 
+    async def test_a_second_sigterm_skips_the_rest_of_the_grace_period(
+        self, processes: Processes, tmp_path: Path
+    ) -> None:
+        # the step would finish well within the grace period: only the second
+        # signal can make it end interrupted
+        agent_pid = tmp_path / "agent.pid"
+        body = plan(
+            step("step", on_attempt={"1": {"sleep": 20, "pid_file": str(agent_pid)}})
+        )
+        service = await processes(PX_SHUTDOWN_GRACE_SECONDS="600").start()
+        created = await service.submit(body)
+        pid = await read_pid(agent_pid)
+        service.child.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        await stopped_cleanly(service)  # the second SIGTERM
+        assert await wait_until_gone(pid)
+
+        again = await processes().start()
+        await again.wait_finished(created["id"])
+        runs = await again.get(f"/executions/{created['id']}/runs")
+        assert [r["status"] for r in runs] == ["interrupted", "succeeded"]
+
     async def test_a_submit_still_arriving_when_sigterm_comes_gets_503(
         self, processes: Processes
     ) -> None:
