@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from app.execution.status import ExecutionStatus
 from app.storage.database import Database
@@ -202,7 +202,7 @@ class Leases:
             )
 
 
-def _same_owner(owner: str | None, expires: datetime | None):  # type: ignore[no-untyped-def]
+def _same_owner(owner: str | None, expires: datetime | None) -> ColumnElement[bool]:
     by_owner = (
         ExecutionRow.owner.is_(None) if owner is None else ExecutionRow.owner == owner
     )

@@ -259,7 +259,7 @@ class ExecutionLoop:
         try:
             await self._run()
         except LeaseLost:
-            logger.warning("execution.lease_lost", exc_info=True)
+            logger.warning("execution.lease_lost")
         except Exception:
             if self._lost:
                 logger.warning("execution.lease_lost")
@@ -284,8 +284,6 @@ class ExecutionLoop:
 
         running: dict[asyncio.Task[StepStatus], str] = {}
         deadline = time.monotonic() + self._seconds_left()
-        if self._seconds_left() == 0:  # it ran out while no process ran it
-            self._time_out()
         wake = asyncio.create_task(self._wake.wait())
         try:
             while self._stop is None and not self._interrupting:

@@ -30,6 +30,7 @@ async def wait_until_gone(pid: int) -> bool:
 async def read_pid(path: Path) -> int:
     """Wait for the agent to write a pid file, then read it."""
     async with asyncio.timeout(PATIENCE_SECONDS):
-        while not path.exists():
+        # the file may exist a moment before its number is written
+        while not (path.exists() and path.read_text().strip()):
             await asyncio.sleep(0.02)
     return int(path.read_text())
