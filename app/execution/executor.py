@@ -125,11 +125,9 @@ class Executor:
     ) -> None:
         """Stop one execution and wait up to wait_s for its final event."""
         entry = self._loops.get(execution_id)
-        if entry is None:
-            return
-        loop, task = entry
-        loop.stop(status, reason)
-        await asyncio.wait({task}, timeout=wait_s)
+        if entry is not None:
+            entry[0].stop(status, reason)
+            await self.wait(execution_id, wait_s)
 
     # taking over
 

@@ -307,8 +307,9 @@ class ExecutionService:
     async def cancel(self, execution_id: str) -> ExecutionRead:
         """Stop a running execution; one that has finished is a conflict.
 
-        The process that runs the execution stops it, whichever process got the
-        request; one that no live process owns is closed here.
+        The cancel is stored first, so that it stands whatever happens next. The
+        process that runs the execution stops it, whichever process got the
+        request; one that no live process runs is taken over here and stopped.
         """
         current = await self.get(execution_id)
         if current.status not in FINISHED_EXECUTION:
