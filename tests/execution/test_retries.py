@@ -100,7 +100,7 @@ class TestRetries:
         self, service: Service
     ) -> None:
         slow_once = step("slow", on_attempt={"1": {"sleep": 30}})
-        slow_once["timeout_s"] = 0.5
+        slow_once["timeout_s"] = 2.0
         slow_once["retry"] = {"max_attempts": 2, "retry_on": ["timed_out"], **NO_WAIT}
         execution = await service.run("x", **scripted(slow_once))
         assert execution["status"] == "succeeded"
