@@ -60,7 +60,6 @@ class Listener:
         self.on_cancel = on_cancel
         self.check_seconds = check_seconds
         self._ranges: asyncio.Queue[tuple[str, int, int]] = asyncio.Queue()
-        self.connected = asyncio.Event()
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting after any loss."""
@@ -71,7 +70,6 @@ class Listener:
                     await self._listen()
                 except (TimeoutError, OSError, asyncpg.PostgresError) as error:
                     logger.warning("listener.lost", extra={"error": str(error)})
-                self.connected.clear()
                 await asyncio.sleep(1)
         finally:
             forwarding.cancel()
@@ -82,7 +80,6 @@ class Listener:
         try:
             await connection.add_listener(EVENTS_CHANNEL, self._on_events)
             await connection.add_listener(CONTROL_CHANNEL, self._on_control)
-            self.connected.set()
             self.broker.wake_all()  # whatever was missed while away is re-read
             while not connection.is_closed():
                 await asyncio.sleep(self.check_seconds)
