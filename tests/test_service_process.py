@@ -12,12 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import FINISHED, PROFILES, TESTS
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.serving import free_port
 
 
 @pytest.fixture

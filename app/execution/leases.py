@@ -118,7 +118,6 @@ class Leases:
 
     async def orphans(self) -> Sequence[str]:
         """Unfinished executions whose owner is gone or whose lease ran out."""
-        now = utcnow()
         async with self.database.reader() as session:
             rows = await session.execute(
                 select(
@@ -131,20 +130,22 @@ class Leases:
                 .order_by(ExecutionRow.created_at)
             )
             found = rows.all()
-        return [
-            row.id
-            for row in found
-            if self.sole
-            or row.owner is None
-            or row.lease_expires_at is None
-            or row.lease_expires_at < now
-            or owner_is_dead(row.owner, self.owner)
-        ]
+        return [row.id for row in found if self._free(row.owner, row.lease_expires_at)]
+
+    def _free(self, owner: str | None, expires: datetime | None) -> bool:
+        """Whether an execution so held may be taken over: no live owner holds it."""
+        return (
+            self.sole
+            or owner is None
+            or expires is None
+            or expires < utcnow()
+            or owner_is_dead(owner, self.owner)
+        )
 
     async def take(self, execution_id: str) -> str | None:
         """Take an orphan over; the previous owner's name, or None if it was not free.
 
-        The UPDATE only matches while the row is as ``orphans`` saw it, so of
+        The UPDATE only matches while the row is as it was just read, so of
         several processes trying at once exactly one succeeds.
         """
         async with self.database.transaction() as session:
@@ -152,14 +153,7 @@ class Leases:
             if row is None or row.status not in UNFINISHED or row.owner == self.owner:
                 return None
             previous = row.owner
-            free = (
-                self.sole
-                or previous is None
-                or row.lease_expires_at is None
-                or row.lease_expires_at < utcnow()
-                or owner_is_dead(previous, self.owner)
-            )
-            if not free:
+            if not self._free(previous, row.lease_expires_at):
                 return None
             claimed = await session.execute(
                 update(ExecutionRow)
