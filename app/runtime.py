@@ -38,7 +38,11 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, *, adopt_orphans: bool = True
+) -> AsyncIterator[Runtime]:
+    """Everything wired and running; with adopt_orphans False, no execution is
+    resumed unless asked for by id (``Executor.take_over``)."""
     registry = ProfileRegistry.load(settings)
     file_lock = SqliteFileLock(settings.database_url) if settings.is_sqlite else None
     if file_lock is not None:
@@ -52,7 +56,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         leases = Leases(
             database, owner, settings.lease_seconds, sole=database.is_sqlite
         )
-        executor = Executor(recorder, registry, settings, leases)
+        executor = Executor(
+            recorder, registry, settings, leases, adopt_orphans=adopt_orphans
+        )
         service = ExecutionService(database, recorder, executor, registry, settings)
         background = [asyncio.create_task(_beat(executor, service), name="heartbeat")]
         if not database.is_sqlite:
@@ -65,7 +71,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             )
             background.append(asyncio.create_task(listener.run(), name="listener"))
         try:
-            resumed = await executor.take_over_orphans()
+            resumed = await executor.take_over_orphans() if adopt_orphans else []
             logger.info(
                 "service.started",
                 extra={

@@ -13,13 +13,19 @@ missing API key, 4404 unknown execution, 1001 or 1012 the service is going away
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING
 
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from app.api.deps import websocket_broker, websocket_key_ok, websocket_service
 from app.errors import ExecutionNotFound, InvalidRequest
+from app.events.broker import Broker
 from app.events.types import EventRead
+
+if TYPE_CHECKING:
+    from app.execution.service import ExecutionService
 
 logger = logging.getLogger(__name__)
 
@@ -30,35 +36,49 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-class _Watcher:
-    def __init__(self, websocket: WebSocket, execution_id: str, after_seq: int) -> None:
-        self.websocket = websocket
-        self.execution_id = execution_id
-        self.last_sent = after_seq
-        self.service = websocket_service(websocket)
+async def follow_events(
+    service: "ExecutionService", broker: Broker, execution_id: str, after_seq: int
+) -> AsyncGenerator[EventRead, None]:
+    """Stored events after ``after_seq``, then live ones, each once and in order.
 
-    async def backfill(self, up_to: int | None = None) -> bool:
-        """Send stored events after the last sent; True once the final one went."""
-        while up_to is None or self.last_sent < up_to:
-            page = await self.service.events(
-                self.execution_id, after_seq=self.last_sent, limit=None
-            )
-            for event in page.items:
-                if await self.send(event):
-                    return True
-            if not page.items or page.finished:
-                return page.finished
-        return False  # filled up to the gap; the live event comes next
+    Ends after ``execution.finished``. The table is read again whenever the
+    broker asks (None), when a live event shows a gap, and whenever nothing came
+    for ``stream_poll_seconds``, so an event whose live delivery was lost
+    (another process's notification missed, say) arrives all the same.
+    """
+    poll_s = service.settings.stream_poll_seconds
+    last = after_seq
+    with broker.subscribe(execution_id) as queue:
+        reread = True
+        while True:
+            # stored events, page by page, until the table has no more
+            while reread:
+                page = await service.events(execution_id, after_seq=last, limit=None)
+                for event in page.items:
+                    yield event
+                    last = event.seq
+                    if event.is_final:
+                        return
+                if page.finished:
+                    return
+                reread = bool(page.items)
 
-    async def send(self, event: EventRead) -> bool:
-        """Send one event in order; True if it was the final one."""
-        if event.seq <= self.last_sent:
-            return False
-        if event.seq > self.last_sent + 1:
-            return await self.backfill(up_to=event.seq - 1) or await self.send(event)
-        await self.websocket.send_text(event.wire)
-        self.last_sent = event.seq
-        return event.is_final
+            # then the next live event, or a reason to read the table again
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+            # cancel that lands as the queue hands over an item
+            # (https://github.com/python/cpython/issues/86296)
+            try:
+                async with asyncio.timeout(poll_s):
+                    event = await queue.get()
+            except TimeoutError:
+                event = None
+            if event is None or event.seq > last + 1:
+                reread = True
+            elif event.seq == last + 1:
+                yield event
+                last = event.seq
+                if event.is_final:
+                    return
 
 
 async def stream_events(websocket: WebSocket, execution_id: str) -> None:
@@ -73,51 +93,41 @@ async def stream_events(websocket: WebSocket, execution_id: str) -> None:
         )
         return
 
-    watcher = _Watcher(websocket, execution_id, after_seq)
-    broker = websocket_broker(websocket)
-    with broker.subscribe(execution_id) as queue:
-        try:
-            if await watcher.backfill() or await _follow(watcher, queue):
-                await websocket.close(CLOSE_NORMAL, "execution finished")
-        except ExecutionNotFound:
-            await websocket.close(CLOSE_NOT_FOUND, "no such execution")
-        except InvalidRequest as error:
-            await websocket.close(CLOSE_BAD_REQUEST, error.message)
-        except WebSocketDisconnect:
-            logger.debug("stream.client_left", extra={"execution_id": execution_id})
-        except asyncio.CancelledError:
-            if websocket.application_state == WebSocketState.CONNECTED:
-                await websocket.close(CLOSE_GOING_AWAY, "service stopping")
-            raise
-
-
-async def _follow(watcher: _Watcher, queue: asyncio.Queue[EventRead | None]) -> bool:
-    """Send live events until the final one (True) or the client leaves (False).
-
-    The table is read again whenever the broker asks (None) and whenever nothing
-    came for ``stream_poll_seconds``, so an event whose live delivery was lost
-    (another process's notification missed, say) arrives all the same.
-    """
-    left = asyncio.ensure_future(_client_left(watcher.websocket))
-    poll_s = watcher.service.settings.stream_poll_seconds
+    events = follow_events(
+        websocket_service(websocket),
+        websocket_broker(websocket),
+        execution_id,
+        after_seq,
+    )
+    sending = asyncio.ensure_future(_send_all(websocket, events))
+    left = asyncio.ensure_future(_client_left(websocket))
     try:
-        while True:
-            next_event = asyncio.ensure_future(queue.get())
-            await asyncio.wait(
-                {next_event, left}, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            if left.done():
-                next_event.cancel()
-                return False
-            if not next_event.done():
-                next_event.cancel()
-                event = None
-            else:
-                event = next_event.result()
-            if await (watcher.backfill() if event is None else watcher.send(event)):
-                return True
+        await asyncio.wait({sending, left}, return_when=asyncio.FIRST_COMPLETED)
+        if left.done():
+            logger.debug("stream.client_left", extra={"execution_id": execution_id})
+            return
+        await sending
+        await websocket.close(CLOSE_NORMAL, "execution finished")
+    except ExecutionNotFound:
+        await websocket.close(CLOSE_NOT_FOUND, "no such execution")
+    except InvalidRequest as error:
+        await websocket.close(CLOSE_BAD_REQUEST, error.message)
+    except WebSocketDisconnect:
+        logger.debug("stream.client_left", extra={"execution_id": execution_id})
+    except asyncio.CancelledError:
+        if websocket.application_state == WebSocketState.CONNECTED:
+            await websocket.close(CLOSE_GOING_AWAY, "service stopping")
+        raise
     finally:
-        left.cancel()
+        for task in (sending, left):
+            task.cancel()
+        await asyncio.gather(sending, left, return_exceptions=True)
+        await events.aclose()
+
+
+async def _send_all(websocket: WebSocket, events: AsyncIterator[EventRead]) -> None:
+    async for event in events:
+        await websocket.send_text(event.wire)
 
 
 async def _client_left(websocket: WebSocket) -> None:

@@ -71,8 +71,11 @@ class Executor:
         registry: ProfileRegistry,
         settings: Settings,
         leases: Leases,
+        *,
+        adopt_orphans: bool = True,
     ) -> None:
         self.recorder = recorder
+        self.adopt_orphans = adopt_orphans
         self.registry = registry
         self.settings = settings
         self.leases = leases
@@ -191,7 +194,8 @@ class Executor:
                     loop.lose()
         for execution_id, reason in renewal.cancels.items():
             self.cancel_asked(execution_id, reason)
-        await self.take_over_orphans()
+        if self.adopt_orphans:
+            await self.take_over_orphans()
 
     def cancel_asked(self, execution_id: str, reason: str) -> None:
         """Another process was asked to cancel an execution this one runs."""

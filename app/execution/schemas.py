@@ -106,6 +106,9 @@ class PlanRead(BaseModel):
     sequential_ms: int
     parallel_ms: int
     estimated_savings_ms: int
+    max_parallel: int | None = Field(
+        default=None, description="Most steps run at once: 1 when parallel is off."
+    )
     description: str = Field(description="The plan as a readable phase listing.")
 
 
@@ -194,4 +197,5 @@ _PLAN_FIGURES = {
     "sequential_ms",
     "parallel_ms",
     "estimated_savings_ms",
+    "max_parallel",
 }

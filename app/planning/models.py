@@ -169,3 +169,7 @@ class Plan(BaseModel):
     sequential_ms: int = Field(description="Sum of all estimates: one step at a time.")
     parallel_ms: int = Field(description="Estimated wall time under max_parallel.")
     estimated_savings_ms: int
+    max_parallel: int | None = Field(
+        default=None,
+        description="Most steps run at once: 1 when parallel is off.",
+    )

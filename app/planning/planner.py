@@ -66,6 +66,7 @@ def make_plan(
             "sequential_ms": sequential,
             "parallel_ms": estimated,
             "estimated_savings_ms": sequential - estimated,
+            "max_parallel": max_parallel if parallel else 1,
         }
     )
 
@@ -77,7 +78,7 @@ def describe(plan: Plan) -> str:
     lines = [_headline(plan)]
 
     for number, ids in enumerate(plan.phases, 1):
-        lines.append(_phase_heading(number, len(ids)))
+        lines.append(_phase_heading(number, len(ids), plan.max_parallel))
         lines.extend(_step_line(by_id[step_id], width) for step_id in ids)
 
     path = " -> ".join(plan.critical_path)
@@ -135,9 +136,13 @@ def _headline(plan: Plan) -> str:
     return f"Plan ({kind}mode {plan.mode}): {steps} in {phases}"
 
 
-def _phase_heading(number: int, size: int) -> str:
+def _phase_heading(number: int, size: int, max_parallel: int | None) -> str:
     if size == 1:
         return f"Phase {number} (1 step):"
+    if max_parallel == 1:
+        return f"Phase {number} ({size} steps, one at a time):"
+    if max_parallel is not None and size > max_parallel:
+        return f"Phase {number} ({size} steps, up to {max_parallel} in parallel):"
     return f"Phase {number} ({size} steps in parallel):"
 
 

@@ -41,6 +41,7 @@ from app.errors import ProfileNotFound, ProfilesFileInvalid
 from app.planning.models import Agent
 from app.runners.base import Runner
 from app.runners.command import CommandRunner
+from app.runners.python import PythonRunner, StepFunction
 from app.runners.simulated import SimulatedRunner
 from app.settings import Settings
 
@@ -133,6 +134,20 @@ class ProfileRegistry:
             self._runners[key] = _build_runner(profile.spec_for(agent), self._settings)
         return self._runners[key]
 
+    def add_function(self, name: str, function: StepFunction) -> Profile:
+        """A profile under which a Python function carries out every step.
+
+        Only for in-process use (the Python API): the function lives in this
+        process, so no other process can run an execution made with it.
+        """
+        if name in self._profiles:
+            raise ValueError(f"a profile named '{name}' already exists")
+        description = f"Calls {_qualified_name(function)} in this process."
+        profile = Profile(name, description, RunnerSpec("python"))
+        self._profiles[name] = profile
+        self._runners[(name, "*")] = PythonRunner(function)
+        return profile
+
     def describe(self) -> list[dict[str, Any]]:
         """Each profile's name, description and runner kinds, without its options."""
         return [
@@ -146,6 +161,12 @@ class ProfileRegistry:
             }
             for profile in self._profiles.values()
         ]
+
+
+def _qualified_name(function: StepFunction) -> str:
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}.{name}" if module else name
 
 
 def _build_runner(spec: RunnerSpec, settings: Settings) -> Runner:
