@@ -187,6 +187,21 @@ class TestDescribe:
             ]
         )
 
+    def test_a_phase_says_how_many_of_its_steps_run_at_once(self):
+        headings = {
+            limit: [line for line in describe(plan).splitlines() if "Phase 1" in line]
+            for limit, plan in (
+                ("one", make_plan(LOGIN, parallel=False)),
+                ("two", make_plan(LOGIN, max_parallel=2)),
+                ("four", make_plan(LOGIN, max_parallel=4)),
+            )
+        }
+        assert headings == {
+            "one": ["Phase 1 (3 steps, one at a time):"],
+            "two": ["Phase 1 (3 steps, up to 2 in parallel):"],
+            "four": ["Phase 1 (3 steps in parallel):"],
+        }
+
     def test_a_one_step_plan_reads_in_the_singular(self):
         text = describe(make_plan("x", steps=[step("only")]))
         assert text.splitlines()[0] == (

@@ -65,9 +65,7 @@ class TestParallelAgentExecutor:
             seen = []
             result = await executor.execute("Fix bug in node X", on_event=seen.append)
             replay = [event async for event in executor.events(result.execution_id)]
-            tail = [
-                event async for event in executor.events(result.execution_id, 5)
-            ]
+            tail = [event async for event in executor.events(result.execution_id, 5)]
 
         assert [event.seq for event in seen] == list(range(1, len(seen) + 1))
         assert [event.seq for event in replay] == [event.seq for event in seen]
@@ -105,7 +103,9 @@ class TestParallelAgentExecutor:
             settings=settings, functions={"blocking": agent}
         ) as executor:
             running = asyncio.create_task(
-                executor.execute("Fix bug in node X", ExecutorConfig(profile="blocking"))
+                executor.execute(
+                    "Fix bug in node X", ExecutorConfig(profile="blocking")
+                )
             )
             await asyncio.wait_for(started.wait(), PATIENCE_SECONDS)
             running.cancel()
