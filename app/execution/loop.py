@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import logs
+from app.errors import ProfileNotFound
 from app.events.types import EventType
 from app.execution.limits import Slots
 from app.execution.ready import Node, PhaseTracker, ReadySet
@@ -260,6 +261,11 @@ class ExecutionLoop:
             await self._run()
         except LeaseLost:
             logger.warning("execution.lease_lost")
+        except ProfileNotFound as error:
+            # a profile gone since the execution was accepted: a Python
+            # function's profile exists only in the process that had it
+            logger.error("execution.profile_missing", extra={"error": error.message})
+            await self._abandon(f"cannot run its steps: {error.message} here")
         except Exception:
             if self._lost:
                 logger.warning("execution.lease_lost")
@@ -955,7 +961,10 @@ async def close_open_work(
                 run.id, RunStatus.cancelled, finished_at=utcnow(), error=reason
             )
             open_runs[run.step_id] = run.id
+    final: Counter[str] = Counter()
     for step in await repository.steps(change.execution_id):
+        before = str(step.status)
+        final[before] += 1
         data: dict[str, Any] = {"reason": reason}
         if step.status == StepStatus.running:
             target, event = StepStatus.cancelled, EventType.step_cancelled
@@ -969,6 +978,10 @@ async def close_open_work(
             continue
         await repository.set_step_status(change.execution_id, step.step_id, target)
         await change.event(event, step.step_id, **data)
+        final[before] -= 1
+        final[str(target)] += 1
+    if result is not None:
+        result.steps_by_status = {key: n for key, n in sorted(final.items()) if n}
     summary = result.model_dump(mode="json") if result else None
     repository.set_status(
         row, status, finished_at=utcnow(), reason=reason, result=summary

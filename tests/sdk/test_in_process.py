@@ -1,8 +1,12 @@
 """The Python API in-process: the service's planner and executor, no server."""
 
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +244,38 @@ class TestChainExecutor:
             ChainExecutor(lambda context: None, base_url="http://127.0.0.1:9")
         with pytest.raises(TypeError, match="profile name or a function"):
             ChainExecutor(42)  # type: ignore[arg-type]
+
+
+DYING_SCRIPT = """
+import asyncio, os, signal, sys
+from parallel_exec import ChainExecutor
+
+async def agent(context):
+    if context.agent == "builder":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "done"
+
+asyncio.run(ChainExecutor(agent, database_url=sys.argv[1]).execute("Fix bug in node X"))
+"""
+
+
+class TestLeftOverExecutions:
+    async def test_watching_one_whose_function_died_with_its_process_ends_it_clearly(
+        self, tmp_path: Path
+    ) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'px.db'}"
+        died = subprocess.run(
+            [sys.executable, "-c", DYING_SCRIPT, url], timeout=PATIENCE_SECONDS
+        )
+        assert died.returncode == -signal.SIGKILL
+
+        async with ParallelAgentExecutor(database_url=url) as executor:
+            (left,) = (await executor.list()).items
+            assert left.status == ExecutionStatus.running
+            report = await executor.wait(left.id)
+
+        assert report.status == ExecutionStatus.failed
+        assert "unknown profile 'python.agent'" in (report.reason or "")
+        assert set(report.steps_by_status) <= {"succeeded", "failed", "skipped"}
+        assert report.steps_by_status["succeeded"] == 2
+        await check_invariants(url)
