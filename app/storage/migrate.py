@@ -35,21 +35,32 @@ async def _run(database: Database, action: Any) -> None:
         action(config)
 
     async with database.engine.connect() as connection:
-        if database.is_sqlite:
-            # SQLite alters a table by copying it into a new one and dropping the
-            # old: with foreign keys enforced, that drop would cascade and delete
-            # every dependent row. The pragma only works outside a transaction.
-            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            await connection.commit()
-        try:
+        if not database.is_sqlite:
             async with connection.begin():
                 await connection.run_sync(run_sync)
-                if database.is_sqlite:
-                    await _check_foreign_keys(connection)
+            return
+
+        # SQLite alters a table by copying it into a new one and dropping the
+        # old: with foreign keys enforced, that drop would cascade and delete
+        # every dependent row. The pragma only works outside a transaction.
+        await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await connection.commit()
+        # Python's sqlite3 runs CREATE and ALTER outside any transaction of its
+        # own, so a migration cut off half-way (Ctrl-C, a kill) would leave its
+        # tables without the version row; one explicit transaction keeps it
+        # all or nothing
+        own = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await own.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            await own.run_sync(run_sync)
+            await _check_foreign_keys(own)
+        except BaseException:
+            await own.exec_driver_sql("ROLLBACK")
+            raise
+        else:
+            await own.exec_driver_sql("COMMIT")
         finally:
-            if database.is_sqlite:
-                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-                await connection.commit()
+            await own.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 async def _check_foreign_keys(connection: Any) -> None:

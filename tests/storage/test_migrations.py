@@ -7,6 +7,7 @@ by every test here without a change to this file.
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -411,3 +412,27 @@ class TestMigratingPopulatedData:
             assert await inspected(database, _current) == revision
             await assert_rows_kept(database, revision)
         assert await inspected(database, _tables) == set(FIRST_REVISION_ROWS)
+
+
+class TestAnInterruptedMigration:
+    async def test_a_migration_cut_off_half_way_leaves_no_table_behind(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # SQLite only: PostgreSQL runs DDL inside transactions of its own
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'px.db'}")
+
+        async def cut_off(connection: Any) -> None:
+            raise KeyboardInterrupt  # as a Ctrl-C would, after every table was made
+
+        monkeypatch.setattr(migrate, "_check_foreign_keys", cut_off)
+        with pytest.raises(KeyboardInterrupt):
+            await migrate.upgrade(database)
+        async with database.engine.connect() as connection:
+            assert await connection.run_sync(_tables) == set()
+
+        monkeypatch.undo()
+        await migrate.upgrade(database)
+        async with database.engine.connect() as connection:
+            assert await connection.run_sync(_diff) == []
+            assert await connection.run_sync(_tables) == set(Base.metadata.tables)
+        await database.dispose()
