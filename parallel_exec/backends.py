@@ -29,10 +29,17 @@ from parallel_exec_client.models import ExecutionCreate as ExecutionCreateBody
 from parallel_exec_client.models import ExecutionStatus as ExecutionStatusParam
 from parallel_exec_client.types import UNSET
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from app.errors import DatabaseInUse, DomainError, ProfilesFileInvalid
-from app.events.stream import follow_events
+from app.errors import (
+    DatabaseInUse,
+    DomainError,
+    InvalidRequest,
+    ProfilesFileInvalid,
+)
+from app.events.stream import CLOSE_NORMAL, follow_events
 from app.events.types import EventRead
 from app.execution.schemas import (
     ExecutionCreate,
@@ -109,6 +116,12 @@ class LocalBackend:
         except (DatabaseInUse, ProfilesFileInvalid) as error:
             await stack.aclose()
             raise ParallelExecError(str(error)) from None
+        except (OSError, SQLAlchemyError) as error:
+            await stack.aclose()
+            url = make_url(self.settings.database_url).render_as_string()
+            raise ParallelExecError(
+                f"cannot open the database {url}: {error}"
+            ) from None
         for name, function in self.functions.items():
             runtime.registry.add_function(name, function)
         self._stack, self._runtime = stack, runtime
@@ -127,10 +140,7 @@ class LocalBackend:
     async def submit(
         self, body: dict[str, Any], idempotency_key: str | None
     ) -> ExecutionRead:
-        try:
-            request = ExecutionCreate.model_validate(body)
-        except ValidationError as error:
-            raise _invalid(error) from None
+        request = _checked_request(body)
         read, _ = await self._call(
             self.runtime.service.submit, request, idempotency_key
         )
@@ -224,9 +234,18 @@ class RemoteBackend:
     async def submit(
         self, body: dict[str, Any], idempotency_key: str | None
     ) -> ExecutionRead:
+        # checked here as the service checks it: the generated model drops keys
+        # it does not know, so a misspelt key would otherwise pass unnoticed
+        checked = _checked_request(body).model_dump(mode="json", exclude_unset=True)
+        if idempotency_key is not None and not idempotency_key.isascii():
+            raise _rejected(
+                InvalidRequest.on_field(
+                    "header.Idempotency-Key", "must be visible ASCII characters"
+                )
+            )
         response = await self._send(
             executions_create.asyncio_detailed,
-            body=ExecutionCreateBody.from_dict(body),
+            body=ExecutionCreateBody.from_dict(checked),
             idempotency_key=UNSET if idempotency_key is None else idempotency_key,
         )
         return _parsed(response, ExecutionRead)
@@ -281,7 +300,6 @@ class RemoteBackend:
                     open_timeout=self.timeout_s,
                     max_size=None,
                 ) as connection:
-                    failing_since, delay_s = None, 0.05
                     async for message in connection:
                         event = EventRead.model_validate_json(message)
                         if event.seq <= last:
@@ -289,9 +307,12 @@ class RemoteBackend:
                         if event.seq > last + 1:
                             break  # a gap: read again from the last seq yielded
                         last = event.seq
+                        failing_since, delay_s = None, 0.05
                         yield event
                         if event.is_final:
                             return
+                    if connection.close_code == CLOSE_NORMAL:
+                        return  # the execution has finished; nothing was left
                     _refusal(connection.close_code, connection.close_reason)
             except (OSError, ConnectionClosed, InvalidStatus, TimeoutError) as error:
                 if isinstance(error, ConnectionClosed) and error.rcvd is not None:
@@ -365,6 +386,13 @@ def _status_refusal(status: int) -> None:
 
 def _rejected(error: DomainError) -> RequestRejected:
     return RequestRejected(error.status_code, error.code, error.message, error.details)
+
+
+def _checked_request(body: dict[str, Any]) -> ExecutionCreate:
+    try:
+        return ExecutionCreate.model_validate(body)
+    except ValidationError as error:
+        raise _invalid(error) from None
 
 
 def _invalid(error: ValidationError) -> RequestRejected:

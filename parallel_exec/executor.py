@@ -19,6 +19,8 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
 
+from pydantic import ValidationError
+
 from app.events.types import EventRead
 from app.execution.schemas import ExecutionPage, ExecutionRead, PlanRead, RunRead
 from app.execution.status import ExecutionStatus
@@ -61,6 +63,11 @@ class ParallelAgentExecutor:
                     "functions run in this process; a remote service runs the "
                     "profiles its operator defined"
                 )
+            if settings is not None or database_url is not None:
+                raise TypeError(
+                    "settings and database_url are for in-process use; a remote "
+                    "service has its own"
+                )
             self._backend = RemoteBackend(
                 base_url,
                 api_key,
@@ -69,8 +76,7 @@ class ParallelAgentExecutor:
             )
         else:
             if settings is None:
-                overrides = {"database_url": database_url} if database_url else {}
-                settings = Settings(**overrides)
+                settings = _settings(database_url)
             self._backend = LocalBackend(settings, functions or {})
         self.remote = base_url is not None
         self._users = 0
@@ -150,6 +156,13 @@ class ParallelAgentExecutor:
         }
         if plan is not None:
             body["plan"] = {"steps": [_step_body(step) for step in plan]}
+        dry_run = (config or ExecutorConfig()).dry_run
+        if not self.remote and not dry_run and self._users == 0:
+            raise RuntimeError(
+                "in-process, an execution runs only while the executor is open: "
+                "call submit inside 'async with ParallelAgentExecutor() as "
+                "executor:', or use execute"
+            )
         async with self._session() as backend:
             return await backend.submit(body, idempotency_key)
 
@@ -181,7 +194,8 @@ class ParallelAgentExecutor:
                     outcome = on_event(event)
                     if inspect.isawaitable(outcome):
                         await outcome
-        except asyncio.CancelledError:
+        except BaseException:
+            # abandoned: cancelled, or on_event raised
             if cancel_if_abandoned:
                 await asyncio.shield(self._cancel_quietly(execution_id))
             raise
@@ -199,6 +213,9 @@ class ParallelAgentExecutor:
 
         Remotely, a dropped connection is resumed from the last event seen.
         """
+        _check_id(execution_id)
+        if not isinstance(after_seq, int) or after_seq < 0:
+            raise ValueError(f"after_seq must be an integer >= 0, not {after_seq!r}")
         async with self._session() as backend:
             async for event in backend.events(execution_id, after_seq):
                 yield event
@@ -207,16 +224,19 @@ class ParallelAgentExecutor:
 
     async def get(self, execution_id: str) -> ExecutionRead:
         """One execution, with its result figures once it has finished."""
+        _check_id(execution_id)
         async with self._session() as backend:
             return await backend.get(execution_id)
 
     async def plan(self, execution_id: str) -> PlanRead:
         """An execution's plan, each step with its status."""
+        _check_id(execution_id)
         async with self._session() as backend:
             return await backend.plan(execution_id)
 
     async def runs(self, execution_id: str) -> list[RunRead]:
         """Every run of an execution's steps, in start order."""
+        _check_id(execution_id)
         async with self._session() as backend:
             return await backend.runs(execution_id)
 
@@ -233,6 +253,7 @@ class ParallelAgentExecutor:
 
     async def cancel(self, execution_id: str) -> ExecutionRead:
         """Stop a running execution: running steps cancelled, the rest skipped."""
+        _check_id(execution_id)
         async with self._session() as backend:
             return await backend.cancel(execution_id)
 
@@ -322,6 +343,23 @@ class ChainExecutor:
             profile=self.profile,
         )
         return await self.executor.execute(description, config, on_event=on_event)
+
+
+def _settings(database_url: str | None) -> Settings:
+    overrides = {"database_url": database_url} if database_url else {}
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"PX_{'_'.join(map(str, item['loc'])).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ParallelExecError(f"invalid settings: {problems}") from None
+
+
+def _check_id(execution_id: str) -> None:
+    if not isinstance(execution_id, str) or not execution_id:
+        raise TypeError(f"an execution id is a non-empty str, not {execution_id!r}")
 
 
 def _step_body(step: StepSpec | Mapping[str, Any]) -> dict[str, Any]:

@@ -18,11 +18,13 @@ from parallel_exec import (
     ExecutionStatus,
     ExecutorConfig,
     ParallelAgentExecutor,
+    ParallelExecError,
     RequestRejected,
     StepContext,
     StepResult,
 )
 from tests.invariants import check_invariants
+from tests.serving import free_port
 
 PATIENCE_SECONDS = 60.0  # catches a hang; measures nothing
 
@@ -279,3 +281,55 @@ class TestLeftOverExecutions:
         assert set(report.steps_by_status) <= {"succeeded", "failed", "skipped"}
         assert report.steps_by_status["succeeded"] == 2
         await check_invariants(url)
+
+
+class TestMisuse:
+    async def test_submit_outside_an_open_executor_is_refused(
+        self, settings: Settings
+    ) -> None:
+        executor = ParallelAgentExecutor(settings=settings)
+        with pytest.raises(RuntimeError, match="async with"):
+            await executor.submit("Fix bug in node X")
+        planned = await executor.submit(
+            "Fix bug in node X", ExecutorConfig(dry_run=True)
+        )
+        assert planned.status == ExecutionStatus.planned
+
+    async def test_an_on_event_that_raises_cancels_the_execution(
+        self, settings: Settings
+    ) -> None:
+        def fussy(event: Any) -> None:
+            if event.type == EventType.step_started:
+                raise ValueError("I do not like this step")
+
+        slow = settings.model_copy(update={"simulated_time_scale": 5.0})
+        async with ParallelAgentExecutor(settings=slow) as executor:
+            with pytest.raises(ValueError, match="do not like"):
+                await executor.execute("Fix bug in node X", on_event=fussy)
+            (execution,) = (await executor.list()).items
+            report = await executor.wait(execution.id)
+
+        assert report.status == ExecutionStatus.cancelled
+
+    async def test_bad_settings_and_a_database_out_of_reach_say_so(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PX_MAX_PARALLEL_DEFAULT", "abc")
+        with pytest.raises(ParallelExecError, match="PX_MAX_PARALLEL_DEFAULT"):
+            ParallelAgentExecutor(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db")
+        monkeypatch.delenv("PX_MAX_PARALLEL_DEFAULT")
+
+        closed = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/px"
+        with pytest.raises(ParallelExecError, match="cannot open the database"):
+            await ParallelAgentExecutor(database_url=closed).list()
+
+    async def test_ids_and_seqs_of_the_wrong_kind_are_refused(
+        self, settings: Settings
+    ) -> None:
+        executor = ParallelAgentExecutor(settings=settings)
+        with pytest.raises(TypeError, match="execution id"):
+            await executor.get(None)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="after_seq"):
+            [event async for event in executor.events("some-id", after_seq=-1)]
+        with pytest.raises(TypeError, match="for in-process use"):
+            ParallelAgentExecutor("http://127.0.0.1:9", database_url="sqlite://")

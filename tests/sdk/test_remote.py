@@ -158,6 +158,37 @@ class TestRemoteExecutor:
         assert stream_missing.value.status == 404
         assert (wrong_key.value.status, wrong_key.value.code) == (401, "unauthorized")
 
+    async def test_a_misspelt_key_is_refused_before_it_is_sent(
+        self, served: ServiceProcess
+    ) -> None:
+        executor = ParallelAgentExecutor(served.url, api_key=API_KEY)
+        plan = chain_plan(2, 100)
+        plan[1]["depend_on"] = plan[1].pop("depends_on")
+        with pytest.raises(RequestRejected) as misspelt:
+            await executor.submit("Build it", plan=plan)
+        with pytest.raises(RequestRejected) as key:
+            await executor.submit("Build it", idempotency_key="clé")
+
+        assert (misspelt.value.status, misspelt.value.code) == (422, "invalid_request")
+        assert "body.plan.steps.1.depend_on" in misspelt.value.message
+        assert (key.value.status, key.value.code) == (422, "invalid_request")
+        assert (await executor.list()).total == 0
+
+    async def test_events_after_the_last_of_a_finished_execution_end_at_once(
+        self, served: ServiceProcess
+    ) -> None:
+        async with ParallelAgentExecutor(served.url, api_key=API_KEY) as executor:
+            done = await executor.execute("Fix bug in node X")
+            last = done.execution.last_seq
+            async with asyncio.timeout(30):
+                after_last = [e async for e in executor.events(done.execution_id, last)]
+                after_one = [
+                    e async for e in executor.events(done.execution_id, last - 1)
+                ]
+
+        assert after_last == []
+        assert [event.seq for event in after_one] == [last]
+
     async def test_a_closed_port_is_reported_as_unreachable(self) -> None:
         executor = ParallelAgentExecutor(f"http://127.0.0.1:{free_port()}")
         with pytest.raises(ServiceUnreachable, match="cannot reach"):
