@@ -12,15 +12,18 @@ Exit codes: 0 success (a run succeeded, a plan was made, a cancel was taken),
 1 the execution failed or timed out, or the service refused the request,
 2 bad arguments (or a request the service found invalid), 3 the execution was
 cancelled, 4 the service or its database could not be reached, 130 interrupted
-by Ctrl-C (a run started here is cancelled first).
+by Ctrl-C (a run started here is cancelled first), 141 the output was closed
+before the end (as by ``| head``).
 """
 
 import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import aclosing, suppress
 from typing import Any
 
 from rich.console import Console
@@ -37,6 +40,7 @@ PROG = "parallel-exec"
 SUBCOMMANDS = ("run", "serve", "list", "show", "watch", "cancel")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
+EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
 EXIT_BY_STATUS = {
     ExecutionStatus.succeeded: EXIT_OK,
     ExecutionStatus.planned: EXIT_OK,
@@ -48,22 +52,59 @@ TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
 USAGE_STATUSES = (400, 404, 413, 422)
 TOP_LEVEL_OPTIONS = ("-h", "--help", "--version")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+BOOLEAN_WORDS = TRUE_WORDS + FALSE_WORDS
+# options that take a value, and flags that may take true/false (see _parser)
+VALUE_OPTIONS = {
+    f"--{name}"
+    for base in (
+        "server",
+        "api_key",
+        "mode",
+        "max_parallel",
+        "profile",
+        "step_timeout",
+        "execution_timeout",
+        "status",
+        "limit",
+        "offset",
+        "host",
+        "port",
+        "database_url",
+    )
+    for name in (base, base.replace("_", "-"))
+}
+FLAG_OPTIONS = {
+    f"--{name}"
+    for base in ("dry_run", "parallel", "fail_fast")
+    for name in (base, base.replace("_", "-"))
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or (args[0] not in SUBCOMMANDS and args[0] not in TOP_LEVEL_OPTIONS):
-        args.insert(0, "run")
+    args = _normalised(list(sys.argv[1:] if argv is None else argv))
     options = _parser().parse_args(args)
     if options.command == "serve":
         return _serve(options)
     out = render.console()
+    stopped_by: list[signal.Signals] = []
     try:
-        return asyncio.run(options.handler(options, out))
+        return asyncio.run(_until_stopped(options.handler(options, out), stopped_by))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
+        print(f"{PROG}: stopped by {stopped_by[0].name}", file=sys.stderr)
+        return 128 + stopped_by[0]
+    except BrokenPipeError:
+        # the reader went away (| head): say nothing more, as other tools do;
+        # stdout goes to /dev/null so that the flush at exit cannot fail again
+        # (https://docs.python.org/3/library/signal.html#note-on-sigpipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OUTPUT_CLOSED
     except RequestRejected as error:
         print(f"{PROG}: {error.message} ({error.code})", file=sys.stderr)
         return EXIT_USAGE if error.status in USAGE_STATUSES else EXIT_FAILED
@@ -73,6 +114,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ParallelExecError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_UNREACHABLE
+
+
+async def _until_stopped(
+    command: Coroutine[Any, Any, int], stopped_by: list[signal.Signals]
+) -> int:
+    """Run a command; SIGTERM or SIGHUP cancel it as Ctrl-C does (a run started
+    here is cancelled with it), instead of killing the process mid-write."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop(signum: signal.Signals) -> None:
+        stopped_by.append(signum)
+        task.cancel()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await command
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+def _normalised(args: list[str]) -> list[str]:
+    """The arguments with the subcommand first, "run" when none is named.
+
+    Options may come before the subcommand (``--server URL list``); the first
+    word that is not an option or an option's value names it, unless it is the
+    task of a run.
+    """
+    index = 0
+    while index < len(args) and args[index].startswith("-"):
+        option = args[index]
+        index += 1
+        if "=" in option:
+            continue
+        takes_word = option in VALUE_OPTIONS
+        takes_word_maybe = option in FLAG_OPTIONS and index < len(args)
+        if takes_word or (
+            takes_word_maybe and args[index].strip().lower() in BOOLEAN_WORDS
+        ):
+            index += 1
+    if index < len(args) and args[index] in SUBCOMMANDS:
+        return [args[index], *args[:index], *args[index + 1 :]]
+    if args and args[0] in TOP_LEVEL_OPTIONS:
+        return args
+    return ["run", *args]
 
 
 # the commands
@@ -97,11 +186,18 @@ async def _run(options: argparse.Namespace, out: Console) -> int:
             report = await executor.wait(execution.id, cancel_if_abandoned=True)
         else:
             assert execution.plan is not None
-            out.print(f"execution {execution.id} accepted", markup=False)
-            with render.ProgressView(out, execution.plan) as view:
-                report = await executor.wait(
-                    execution.id, on_event=view.handle, cancel_if_abandoned=True
-                )
+            try:
+                out.print(f"execution {execution.id} accepted", markup=False)
+                with render.ProgressView(out, execution.plan) as view:
+                    report = await executor.wait(
+                        execution.id, on_event=view.handle, cancel_if_abandoned=True
+                    )
+            except BrokenPipeError:
+                # no one reads the progress any more (| head): as on Ctrl-C,
+                # the run started here is not left going on unseen
+                with suppress(ParallelExecError):
+                    await executor.cancel(execution.id)
+                raise
     if options.json:
         _print_json(report.as_dict())
     elif report.dry_run:
@@ -115,14 +211,20 @@ async def _run(options: argparse.Namespace, out: Console) -> int:
 async def _watch(options: argparse.Namespace, out: Console) -> int:
     async with _executor(options) as executor:
         if options.json:
-            async for event in executor.events(options.execution_id):
-                _print_json(event.model_dump(mode="json"))
+            # the stream is closed here even when printing fails (| head), not
+            # left to the event loop's shutdown, which would close it too late
+            async with aclosing(executor.events(options.execution_id)) as events:
+                async for event in events:
+                    _print_json(event.model_dump(mode="json"))
             report = await executor.report(options.execution_id)
             return EXIT_BY_STATUS.get(report.status, EXIT_FAILED)
         plan = await executor.plan(options.execution_id)
         with render.ProgressView(out, plan) as view:
             # watching is not owning: Ctrl-C here leaves the execution running
-            report = await executor.wait(options.execution_id, on_event=view.handle)
+            async with aclosing(executor.events(options.execution_id)) as events:
+                async for event in events:
+                    view.handle(event)
+        report = await executor.report(options.execution_id)
     render.show_report(out, report)
     return EXIT_BY_STATUS.get(report.status, EXIT_FAILED)
 
@@ -168,17 +270,38 @@ def _serve(options: argparse.Namespace) -> int:
         if value is not None:
             os.environ[name] = str(value)
     sys.argv = [f"{PROG} serve"]
-    serve()
+    # uvicorn stops cleanly on SIGTERM and Ctrl-C, then raises the signal again
+    # (https://github.com/encode/uvicorn/pull/1600): a SIGTERM then ends here
+    # with 0 rather than killing the process, a Ctrl-C with 130, no traceback
+    signal.signal(signal.SIGTERM, _stopped)
+    try:
+        serve()
+    except _Stopped:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived: the service was asked to stop."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 def _show_execution(out: Console, report: ExecutionReport) -> None:
     execution = report.execution
     out.print(f"execution {execution.id} {execution.status}", markup=False)
-    out.print(f"task: {execution.task}", markup=False)
+    out.print(f"task: {render.printable(execution.task)}", markup=False)
     out.print(
         f"profile {execution.profile}; created {execution.created_at:%Y-%m-%d %H:%M:%S}"
-        + (f"; reason: {execution.reason}" if execution.reason else ""),
+        + (
+            f"; reason: {render.printable(execution.reason)}"
+            if execution.reason
+            else ""
+        ),
         markup=False,
     )
     render.show_plan(out, report.plan, with_status=True)
@@ -260,6 +383,7 @@ def _command(
     command.add_argument(
         "--server",
         metavar="URL",
+        type=_service_url,
         default=os.environ.get("PX_SERVER") or None,
         help="a parallel-exec service to use (PX_SERVER); in-process by default",
     )
@@ -276,8 +400,7 @@ def _command(
 def _flag(parser: argparse.ArgumentParser, name: str, default: bool, text: str) -> None:
     """--name and --name-kebab, taking true/false (alone: true)."""
     parser.add_argument(
-        f"--{name}",
-        f"--{name.replace('_', '-')}",
+        *dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"]),
         dest=name,
         nargs="?",
         const=True,
@@ -326,6 +449,15 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _service_url(text: str) -> str:
+    scheme, _, rest = text.partition("://")
+    if scheme not in ("http", "https") or not rest.strip("/"):
+        raise argparse.ArgumentTypeError(
+            f"expected a URL such as http://127.0.0.1:8000, got {text!r}"
+        )
+    return text
 
 
 def _at_least_zero(text: str) -> int:

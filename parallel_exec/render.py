@@ -5,11 +5,12 @@ changes; when output goes to a file or a pipe, the same lines are printed plain,
 one per event worth telling, with the seconds since the watch began.
 """
 
-import time
+from datetime import datetime
 from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,9 +20,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from app.events.types import EventRead, EventType
 from app.execution.schemas import ExecutionPage, PlanRead, StepRead
+from app.planning.planner import phase_summary
 from parallel_exec.results import ExecutionReport
 
 STEP_ENDS = {
@@ -46,8 +49,28 @@ def console() -> Console:
     """A console that writes plain text, wide enough, when not on a terminal."""
     plain = Console()
     if plain.is_terminal:
-        return Console(highlight=False)
-    return Console(highlight=False, no_color=True, width=120, soft_wrap=True)
+        return _Console(highlight=False)
+    return _Console(highlight=False, no_color=True, width=120, soft_wrap=True)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away: raise, so that the command ends as it should.
+
+        Rich's own answer, SystemExit from inside the event loop, would leave an
+        in-process run neither cancelled nor closed.
+        """
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def printable(text: str) -> str:
+    """Text from callers or agents made safe for a terminal: control characters
+    (an escape sequence, a carriage return) become U+FFFD, line breaks spaces."""
+    return "".join(
+        " " if char in "\n\t" else char if char.isprintable() else "\ufffd"
+        for char in text
+    )
 
 
 def plan_table(plan: PlanRead, *, with_status: bool = False) -> Table:
@@ -117,10 +140,10 @@ def executions_table(page: ExecutionPage) -> Table:
     for execution in page.items:
         wall = _ms(execution.result.total_time_ms) if execution.result else ""
         created = execution.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        task = (
-            execution.task if len(execution.task) <= 60 else execution.task[:57] + "..."
-        )
-        table.add_row(execution.id, str(execution.status), created, wall, task)
+        task = printable(execution.task)
+        task = task if len(task) <= 60 else task[:57] + "..."
+        # the task is the user's text: shown as written, never read as markup
+        table.add_row(execution.id, str(execution.status), created, wall, Text(task))
     shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "0"
     table.caption = f"{shown} of {page.total}"
     return table
@@ -133,7 +156,8 @@ class ProgressView:
         self.out = out
         self.plan = plan
         self.steps: dict[str, StepRead] = {step.id: step for step in plan.steps}
-        self.started = time.monotonic()
+        self.origin: datetime | None = None  # when the first event was written
+        self.now: datetime | None = None
         self.progress: Progress | None = None
         self.phase_tasks: dict[int, TaskID] = {}
 
@@ -160,6 +184,8 @@ class ProgressView:
 
     def handle(self, event: EventRead) -> None:
         """Show one event, if it is one a person watching wants to see."""
+        self.origin = self.origin or event.created_at
+        self.now = event.created_at
         kind = event.type
         if kind == EventType.step_started:
             self._step_line(event.step_id, "started", _attempt(event.data))
@@ -180,19 +206,25 @@ class ProgressView:
         elif kind == EventType.execution_finished:
             status = event.data.get("status")
             reason = event.data.get("reason")
-            self._line(f"execution {status}" + (f": {reason}" if reason else ""))
+            text = f"execution {status}" + (f": {reason}" if reason else "")
+            self._line(printable(text))
 
     def _step_line(self, step_id: str | None, what: str, detail: str) -> None:
         mark = MARKS.get(what, " ") if self.out.is_terminal else ""
         width = max((len(step) for step in self.steps), default=0)
-        text = f"{step_id or '':<{width}}  {what:<9}  {detail}".rstrip()
-        self._line(f"{mark} {text}" if mark else text, markup=bool(mark))
+        text = printable(f"{step_id or '':<{width}}  {what:<9}  {detail}".rstrip())
+        # the detail may hold an agent's error text: only the mark is markup
+        self._line(f"{mark} {escape(text)}" if mark else text, markup=bool(mark))
 
     def _line(self, text: str, *, markup: bool = False) -> None:
         if self.progress is not None:
             self.progress.console.print(text, markup=markup, highlight=False)
         else:
-            elapsed = time.monotonic() - self.started
+            # seconds since the first event shown, as the service recorded them:
+            # the same for a replay as live
+            elapsed = 0.0
+            if self.now is not None and self.origin is not None:
+                elapsed = (self.now - self.origin).total_seconds()
             self.out.print(f"[{elapsed:7.2f}s] {text}", markup=False, highlight=False)
 
     def _advance(self, step_id: str | None) -> None:
@@ -212,14 +244,10 @@ def _plan_title(plan: PlanRead) -> str:
 
 
 def _phase_label(number: int, size: int, max_parallel: int | None) -> str:
-    """ "3" for a phase of one step, else "3 (4 in parallel)" and the like."""
+    """ "3" for a phase of one step, else "3 (4 steps in parallel)" and the like."""
     if size == 1:
         return f"{number}"
-    if max_parallel == 1:
-        return f"{number} ({size}, one at a time)"
-    if max_parallel is not None and size > max_parallel:
-        return f"{number} ({size}, {max_parallel} at a time)"
-    return f"{number} ({size} in parallel)"
+    return f"{number} ({phase_summary(size, max_parallel)})"
 
 
 def _attempt(data: dict[str, Any]) -> str:

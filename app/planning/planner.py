@@ -137,13 +137,18 @@ def _headline(plan: Plan) -> str:
 
 
 def _phase_heading(number: int, size: int, max_parallel: int | None) -> str:
+    return f"Phase {number} ({phase_summary(size, max_parallel)}):"
+
+
+def phase_summary(size: int, max_parallel: int | None) -> str:
+    """How a phase of ``size`` steps runs: "3 steps in parallel" and the like."""
     if size == 1:
-        return f"Phase {number} (1 step):"
+        return "1 step"
     if max_parallel == 1:
-        return f"Phase {number} ({size} steps, one at a time):"
+        return f"{size} steps, one at a time"
     if max_parallel is not None and size > max_parallel:
-        return f"Phase {number} ({size} steps, up to {max_parallel} in parallel):"
-    return f"Phase {number} ({size} steps in parallel):"
+        return f"{size} steps, up to {max_parallel} in parallel"
+    return f"{size} steps in parallel"
 
 
 def _count(n: int, noun: str) -> str:
