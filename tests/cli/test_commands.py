@@ -11,6 +11,7 @@ from tests.cli.conftest import (
     LOGIN_TASK,
     Agents,
     Cli,
+    Outcome,
     gated_run,
 )
 from tests.runners.processes import wait_until_gone
@@ -69,6 +70,27 @@ class TestList:
 
         assert outcome.code == 0, outcome
         assert task in outcome.out
+
+    async def test_control_characters_of_a_task_never_reach_the_terminal(
+        self, cli: Cli
+    ) -> None:
+        await cli.json("Fix \x1b[31mred\x1b[0m bug\nnext line\r", "--dry-run")
+
+        listed = await cli("list")
+        shown = await cli("show", (await cli.json("list"))["items"][0]["id"])
+
+        for outcome in (listed, shown):
+            assert outcome.code == 0, outcome
+            assert "\x1b" not in outcome.out and "\r" not in outcome.out
+            assert "Fix \ufffd[31mred\ufffd[0m bug next line" in outcome.out
+
+    async def test_options_may_come_before_the_subcommand(self, cli: Cli) -> None:
+        await cli.json(BUG_TASK, "--dry-run")
+
+        outcome = await cli("--json", "list", "--limit", "5")
+
+        assert outcome.code == 0, outcome
+        assert [item["task"] for item in outcome.json()["items"]] == [BUG_TASK]
 
     @pytest.mark.parametrize(
         ("arguments", "problem"),
@@ -149,6 +171,19 @@ class TestWatch:
         assert set(outcome.step_lines("succeeded")) == set(BUG_STEPS)
         assert "execution succeeded" in outcome.out
         assert "Status: succeeded" in outcome.out
+
+    async def test_a_replay_times_each_line_as_the_run_did(self, cli: Cli) -> None:
+        ran = await cli(BUG_TASK, "--parallel", "false")
+        execution_id = (await cli.json("list"))["items"][0]["id"]
+
+        replayed = await cli("watch", execution_id)
+
+        def seconds(outcome: Outcome) -> list[float]:
+            lines = outcome.step_lines("succeeded").values()
+            return [float(line[1:].split("s]")[0]) for line in lines]
+
+        assert len(seconds(ran)) == len(BUG_STEPS)
+        assert seconds(replayed) == seconds(ran)
 
     async def test_watch_in_json_prints_each_event_once_on_its_own_line(
         self, cli: Cli

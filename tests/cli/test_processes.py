@@ -159,6 +159,22 @@ class TestCtrlC:
         assert (await run.finish()).code == 0
 
 
+class TestStopSignals:
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+    async def test_a_stop_signal_cancels_the_run_and_exits_128_plus_its_number(
+        self, cli: Cli, agents: Agents, signum: signal.Signals
+    ) -> None:
+        execution_id, run = await gated_run(cli, agents)
+
+        run.child.send_signal(signum)
+        outcome = await run.finish()
+
+        assert outcome.code == 128 + signum, outcome
+        assert outcome.err == f"parallel-exec: stopped by {signum.name}\n"
+        report = await cli.json("show", execution_id)
+        assert report["execution"]["status"] == "cancelled"
+
+
 class TestClosedOutput:
     async def test_a_run_no_one_reads_is_cancelled_and_ends_with_141(
         self, cli: Cli, agents: Agents
