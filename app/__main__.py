@@ -1,10 +1,14 @@
 """Start the service: python -m app."""
 
+import asyncio
 import socket
 import sys
 
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.errors import DatabaseInUse, ProfilesFileInvalid
 from app.main import create_app
@@ -76,7 +80,8 @@ def _checked_settings() -> Settings:
 
 
 def _check_database_free(settings: Settings) -> None:
-    """Stop with one line if another process holds the SQLite file."""
+    """Stop with one line if the database cannot be opened, or if another
+    process holds the SQLite file."""
     if settings.is_sqlite:
         lock = SqliteFileLock(settings.database_url)
         try:
@@ -84,6 +89,29 @@ def _check_database_free(settings: Settings) -> None:
         except DatabaseInUse as error:
             sys.exit(f"parallel-exec: {error}")
         lock.release()
+    try:
+        asyncio.run(_connect_once(settings.database_url))
+    except (OSError, SQLAlchemyError) as error:
+        url = _shown_url(settings.database_url)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        sys.exit(f"parallel-exec: cannot open the database {url}: {reason}")
+
+
+def _shown_url(url: str) -> str:
+    """The URL with its password hidden, or as given when it does not parse."""
+    try:
+        return make_url(url).render_as_string()
+    except SQLAlchemyError:
+        return url
+
+
+async def _connect_once(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect():
+            pass
+    finally:
+        await engine.dispose()
 
 
 if __name__ == "__main__":

@@ -131,6 +131,34 @@ class TestStartupChecks:
         assert "PX_API_KEY" in child.stderr
         assert "Traceback" not in child.stderr
 
+    @pytest.mark.parametrize(
+        ("url", "shown", "reason"),
+        [
+            ("bogus://x", "bogus://x", "Can't load plugin"),
+            ("notaurl", "notaurl", "Could not parse"),
+            (
+                "postgresql+asyncpg://postgres:secret@127.0.0.1:{port}/px",
+                "postgresql+asyncpg://postgres:***@127.0.0.1:{port}/px",
+                "Connect call failed",
+            ),
+        ],
+    )
+    def test_a_database_that_cannot_be_opened_stops_the_start_in_one_line(
+        self, url: str, shown: str, reason: str
+    ) -> None:
+        port = free_port()  # nothing listens there
+        env = os.environ | {
+            "PX_PORT": str(free_port()),
+            "PX_DATABASE_URL": url.format(port=port),
+        }
+        child = start_app(env)
+        assert child.returncode == 1
+        assert child.stderr.startswith(
+            f"parallel-exec: cannot open the database {shown.format(port=port)}: "
+        )
+        assert reason in child.stderr and "secret" not in child.stderr
+        assert child.stderr.count("\n") == 1
+
     def test_arguments_get_the_usage_instead_of_a_start(self) -> None:
         child = start_app(dict(os.environ), "--port", "9000")
         assert child.returncode == 2
