@@ -145,6 +145,7 @@ def _normalised(args: list[str]) -> list[str]:
     word that is not an option or an option's value names it, unless it is the
     task of a run.
     """
+    args = list(args)
     index = 0
     while index < len(args) and args[index].startswith("-"):
         option = args[index]
@@ -157,6 +158,10 @@ def _normalised(args: list[str]) -> list[str]:
             takes_word_maybe and args[index].strip().lower() in BOOLEAN_WORDS
         ):
             index += 1
+        elif option in FLAG_OPTIONS:
+            # a flag alone: argparse would take the word after it (the task,
+            # in "--dry-run TASK") for its value
+            args[index - 1] = f"{option}=true"
     if index < len(args) and args[index] in SUBCOMMANDS:
         return [args[index], *args[:index], *args[index + 1 :]]
     if args and args[0] in TOP_LEVEL_OPTIONS:

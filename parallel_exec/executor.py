@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -189,9 +189,10 @@ class ParallelAgentExecutor:
         cancel_if_abandoned: bool,
     ) -> None:
         try:
-            async for event in self.events(execution_id):
-                if on_event is not None:
-                    outcome = on_event(event)
+            # closed here, not by the event loop later, when on_event raises
+            async with aclosing(self.events(execution_id)) as events:
+                async for event in events:
+                    outcome = on_event(event) if on_event is not None else None
                     if inspect.isawaitable(outcome):
                         await outcome
         except BaseException:

@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "openapi" / "openapi.json"
 CONFIG = ROOT / "openapi" / "client-config.yaml"
-SKIPPED = (".ruff_cache", "__pycache__", "*.egg-info")
+# caches, and what an editable install of the client writes beside it
+SKIPPED = (".ruff_cache", "__pycache__", "*.egg-info", ".pdm-build")
 
 
 def generate(out: Path) -> None:
@@ -61,7 +62,8 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def _skipped(relative: Path) -> bool:
     return any(
-        part in (".ruff_cache", "__pycache__") or part.endswith(".egg-info")
+        part in (".ruff_cache", "__pycache__", ".pdm-build")
+        or part.endswith(".egg-info")
         for part in relative.parts
     )
 

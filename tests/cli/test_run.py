@@ -126,6 +126,14 @@ class TestOptionSpellings:
         assert report["execution"]["config"]["fail_fast"] is True
         assert report["execution"]["config"]["parallel"] is True
 
+    async def test_a_flag_without_a_value_may_come_before_the_task(
+        self, cli: Cli
+    ) -> None:
+        report = await cli.json("--dry-run", BUG_TASK)
+
+        assert report["execution"]["status"] == "planned"
+        assert report["execution"]["task"] == BUG_TASK
+
     @pytest.mark.parametrize("word", ["false", "no", "off", "0", "FALSE"])
     async def test_a_flag_given_a_false_word_is_off(
         self, local: Cli, word: str
