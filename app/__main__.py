@@ -80,8 +80,7 @@ def _checked_settings() -> Settings:
 
 
 def _check_database_free(settings: Settings) -> None:
-    """Stop with one line if the database cannot be opened, or if another
-    process holds the SQLite file."""
+    """Stop with one line if the database cannot be opened or is in use."""
     if settings.is_sqlite:
         lock = SqliteFileLock(settings.database_url)
         try:

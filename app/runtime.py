@@ -41,8 +41,11 @@ class Runtime:
 async def open_runtime(
     settings: Settings, *, adopt_orphans: bool = True
 ) -> AsyncIterator[Runtime]:
-    """Everything wired and running; with adopt_orphans False, no execution is
-    resumed unless asked for by id (``Executor.take_over``)."""
+    """Everything wired and running; adopt_orphans=False resumes only on request.
+
+    Without adopting orphans (the Python API in-process), an execution another
+    process left unfinished is resumed only through ``Executor.take_over``.
+    """
     registry = ProfileRegistry.load(settings)
     file_lock = SqliteFileLock(settings.database_url) if settings.is_sqlite else None
     if file_lock is not None:

@@ -119,8 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _until_stopped(
     command: Coroutine[Any, Any, int], stopped_by: list[signal.Signals]
 ) -> int:
-    """Run a command; SIGTERM or SIGHUP cancel it as Ctrl-C does (a run started
-    here is cancelled with it), instead of killing the process mid-write."""
+    """Run a command that SIGTERM or SIGHUP cancel as Ctrl-C does.
+
+    A run started here is then cancelled with it, instead of the process being
+    killed mid-write.
+    """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None

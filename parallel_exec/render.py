@@ -65,8 +65,11 @@ class _Console(Console):
 
 
 def printable(text: str) -> str:
-    """Text from callers or agents made safe for a terminal: control characters
-    (an escape sequence, a carriage return) become U+FFFD, line breaks spaces."""
+    """Text from callers or agents made safe to print on a terminal.
+
+    Control characters (an escape sequence, a carriage return) become U+FFFD;
+    line breaks and tabs become spaces.
+    """
     return "".join(
         " " if char in "\n\t" else char if char.isprintable() else "\ufffd"
         for char in text
