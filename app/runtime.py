@@ -50,7 +50,11 @@ async def open_runtime(
     file_lock = SqliteFileLock(settings.database_url) if settings.is_sqlite else None
     if file_lock is not None:
         file_lock.acquire()
-    database = Database(settings.database_url, echo=settings.database_echo)
+    database = Database(
+        settings.database_url,
+        echo=settings.database_echo,
+        idle_transaction_seconds=settings.database_idle_transaction_seconds,
+    )
     try:
         await migrate.upgrade(database)
         owner = new_owner_id()

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # storage
     database_url: str = "sqlite+aiosqlite:///./data/parallel-exec.db"
     database_echo: bool = False
+    # PostgreSQL ends a transaction left open this long (a frozen process's), so
+    # that its row locks cannot block the take-over of its executions
+    database_idle_transaction_seconds: float = Field(default=10.0, gt=0)
 
     # runners
     profiles_path: Path | None = Field(

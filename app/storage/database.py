@@ -31,10 +31,12 @@ class Database:
     locked"; reads use their own connections and see the last commit (WAL).
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, idle_transaction_seconds: float = 10.0
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = _create_engine(url, echo=echo)
+        self.engine = _create_engine(url, echo, idle_transaction_seconds)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -121,9 +123,20 @@ class SqliteFileLock:
             return "unknown"
 
 
-def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
+def _create_engine(
+    url: str, echo: bool, idle_transaction_seconds: float
+) -> AsyncEngine:
     if not url.startswith("sqlite"):
-        return create_async_engine(url, echo=echo, pool_pre_ping=True)
+        # a process stopped mid-transaction (SIGSTOP, a stall) would otherwise
+        # hold its row locks, and block whoever takes its executions over
+        timeout_ms = str(round(idle_transaction_seconds * 1000))
+        server_settings = {"idle_in_transaction_session_timeout": timeout_ms}
+        return create_async_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            connect_args={"server_settings": server_settings},
+        )
 
     database = make_url(url).database
     if database and database != ":memory:":
