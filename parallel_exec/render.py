@@ -24,7 +24,7 @@ from rich.text import Text
 
 from app.events.types import EventRead, EventType
 from app.execution.schemas import ExecutionPage, PlanRead, StepRead
-from app.planning.planner import phase_summary
+from app.planning.planner import format_ms, phase_summary
 from parallel_exec.results import ExecutionReport
 
 STEP_ENDS = {
@@ -95,7 +95,7 @@ def plan_table(plan: PlanRead, *, with_status: bool = False) -> Table:
                 _phase_label(number, len(ids), plan.max_parallel) if index == 0 else "",
                 step.id,
                 str(step.agent),
-                _ms(step.estimate_ms),
+                format_ms(step.estimate_ms),
             ]
             if with_status:
                 row.append(str(step.status))
@@ -107,9 +107,10 @@ def plan_table(plan: PlanRead, *, with_status: bool = False) -> Table:
 def plan_figures(plan: PlanRead) -> list[str]:
     path = " -> ".join(plan.critical_path)
     return [
-        f"Critical path ({_ms(plan.critical_path_ms)}): {path}",
-        f"Estimated: sequential {_ms(plan.sequential_ms)}, parallel "
-        f"{_ms(plan.parallel_ms)}, savings {_ms(plan.estimated_savings_ms)}",
+        f"Critical path ({format_ms(plan.critical_path_ms)}): {path}",
+        f"Estimated: sequential {format_ms(plan.sequential_ms)}, "
+        f"parallel {format_ms(plan.parallel_ms)}, "
+        f"savings {format_ms(plan.estimated_savings_ms)}",
     ]
 
 
@@ -141,7 +142,7 @@ def executions_table(page: ExecutionPage) -> Table:
     for name in ("Status", "Created", "Wall time", "Task"):
         table.add_column(name, justify="right" if name == "Wall time" else "left")
     for execution in page.items:
-        wall = _ms(execution.result.total_time_ms) if execution.result else ""
+        wall = format_ms(execution.result.total_time_ms) if execution.result else ""
         created = execution.created_at.strftime("%Y-%m-%d %H:%M:%S")
         task = printable(execution.task)
         task = task if len(task) <= 60 else task[:57] + "..."
@@ -267,7 +268,3 @@ def _took(data: dict[str, Any]) -> str:
 
 def _seconds(ms: float) -> str:
     return f"{ms / 1000:.2f} s"
-
-
-def _ms(value: int) -> str:
-    return f"{value:,} ms"

@@ -1,10 +1,12 @@
 """ExecutionReport: what ``execute`` returns once an execution has finished."""
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.execution.schemas import ExecutionRead, PlanRead, RunRead
 from app.execution.status import ExecutionStatus, RunStatus
+from app.planning.planner import format_ms
 
 
 @dataclass
@@ -78,7 +80,7 @@ class ExecutionReport:
         result = self.execution.result
         if result is not None:
             return dict(result.steps_by_status)
-        return {str(self.plan.steps[0].status): len(self.plan.steps)}
+        return dict(Counter(str(step.status) for step in self.plan.steps))
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -101,11 +103,11 @@ class ExecutionReport:
         speedup = f"{self.speedup:.2f}x" if self.speedup is not None else "n/a"
         lines = [
             f"Status: {self.status}" + (f" ({self.reason})" if self.reason else ""),
-            f"Wall time {_ms(self.total_time_ms)}, agent time "
-            f"{_ms(self.agent_time_ms)}, measured savings "
-            f"{_ms(self.measured_savings_ms)}, speed-up {speedup}",
+            f"Wall time {format_ms(self.total_time_ms)}, agent time "
+            f"{format_ms(self.agent_time_ms)}, measured savings "
+            f"{format_ms(self.measured_savings_ms)}, speed-up {speedup}",
             f"Parallel groups executed: {self.parallel_groups_executed}; "
-            f"estimated savings {_ms(self.estimated_savings_ms)}",
+            f"estimated savings {format_ms(self.estimated_savings_ms)}",
         ]
         if self.critical_path_taken:
             lines.append(
@@ -125,7 +127,3 @@ class ExecutionReport:
     def _figure(self, name: str) -> int:
         result = self.execution.result
         return getattr(result, name) if result else 0
-
-
-def _ms(value: int) -> str:
-    return f"{value:,} ms"

@@ -82,11 +82,11 @@ def describe(plan: Plan) -> str:
         lines.extend(_step_line(by_id[step_id], width) for step_id in ids)
 
     path = " -> ".join(plan.critical_path)
-    lines.append(f"Critical path ({_ms(plan.critical_path_ms)}): {path}")
+    lines.append(f"Critical path ({format_ms(plan.critical_path_ms)}): {path}")
     lines.append(
-        f"Estimated: sequential {_ms(plan.sequential_ms)}, "
-        f"parallel {_ms(plan.parallel_ms)}, "
-        f"savings {_ms(plan.estimated_savings_ms)}"
+        f"Estimated: sequential {format_ms(plan.sequential_ms)}, "
+        f"parallel {format_ms(plan.parallel_ms)}, "
+        f"savings {format_ms(plan.estimated_savings_ms)}"
     )
     return "\n".join(lines)
 
@@ -157,11 +157,12 @@ def _count(n: int, noun: str) -> str:
 
 def _step_line(step: PlannedStep, width: int) -> str:
     agent = f"[{step.agent}]"
-    line = f"  {step.id:<{width}}  {agent:<14}  ~{_ms(step.estimate_ms)}"
+    line = f"  {step.id:<{width}}  {agent:<14}  ~{format_ms(step.estimate_ms)}"
     if step.depends_on:
         line += "  after " + ", ".join(step.depends_on)
     return line
 
 
-def _ms(value: int) -> str:
+def format_ms(value: int) -> str:
+    """Milliseconds as people read them: thousands separated, with the unit."""
     return f"{value:,} ms"

@@ -7,7 +7,13 @@ releasing what it holds (a command runner kills its process group first).
 
 A runner reports the outcome by returning a ``StepResult`` (success) or raising
 ``RunFailed`` (failure, with facts such as an exit code in ``details``). Any other
-exception is a failure too; its message is recorded.
+exception is a failure too; its message is recorded. Either may carry the
+``Usage`` of the run (tokens, and a cost when the runner knows the prices); it is
+stored with the run, summed per execution and counted against its budget.
+
+A runner never puts a secret (an API key read from the environment) in an
+output, an error, a detail or a progress line: all of those are stored and
+streamed.
 """
 
 import json
@@ -63,17 +69,32 @@ class StepContext:
         return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a run consumed: tokens, and a cost when the prices are known."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
 @dataclass
 class StepResult:
     output: Any = None
     state_updates: dict[str, Any] = field(default_factory=dict)
+    usage: Usage | None = None
 
 
 class RunFailed(Exception):
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, *, usage: Usage | None = None, **details: Any):
         super().__init__(message)
         self.message = message
         self.details = details
+        self.usage = usage
 
 
 class Progress(Protocol):

@@ -105,7 +105,7 @@ class TestRemoteExecutor:
             report = await executor.wait(execution.id)
 
         assert again.id == execution.id
-        assert report.execution.config.model_dump(mode="json") | {} == {
+        assert report.execution.config.model_dump(mode="json") == {
             "mode": "decompose",
             "parallel": True,
             "dry_run": False,
@@ -117,6 +117,7 @@ class TestRemoteExecutor:
             "retry": report.execution.config.retry.model_dump(mode="json"),
         }
         assert report.execution.config.retry.max_attempts == 2
+        assert report.execution.config.retry.retry_on == ["failed"]
         assert [step.id for step in report.plan.steps] == ["step-1", "step-2", "step-3"]
         assert report.status == ExecutionStatus.succeeded
 
