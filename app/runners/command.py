@@ -24,14 +24,33 @@ becomes a progress line as it arrives (cut to ``max_log_line_bytes``); stdout is
 kept up to ``max_output_bytes`` and read to the end beyond that, so the child
 never blocks on a full pipe; stderr is read alongside and its last 4 KB kept.
 
-The result, on exit code 0, is the first of:
+How the result is read depends on the runner's ``result_format``.
+
+With ``parallel-exec`` (the default), the result, on exit code 0, is the first of:
 
 1. a JSON object written to ``PX_RESULT_FILE`` (any other content fails the run);
 2. the last non-blank stdout line, when it is a JSON object;
 3. ``{"stdout": <captured text>, "truncated": <bool>, "stdout_bytes": <all>}``.
 
-A result object with an ``output`` or ``state`` key gives that output and those
-shared-state updates; any other object is the output as a whole.
+A result object with an ``output``, ``state`` or ``usage`` key gives that
+output, those shared-state updates and that usage; any other object is the
+output as a whole. ``usage`` is ``{"input_tokens": int, "output_tokens": int,
+"cost": number}``: each key may be left out (or null), and one that is present
+must be a non-negative number (an integer for tokens) or the run fails.
+
+With ``claude``, the program is a coding-agent CLI that reads the prompt on stdin
+and prints one JSON result object, as ``claude -p --output-format json`` does:
+``{"type": "result", "subtype": "success", "is_error": false, "result": <text>,
+"total_cost_usd": <number>, "usage": {"input_tokens": ..., "output_tokens": ...,
+"cache_creation_input_tokens": ..., "cache_read_input_tokens": ...}, ...}``. The
+result object is the last stdout line that is a JSON object with ``"type":
+"result"``, or else a pretty-printed object: the whole of stdout, or its end from
+a line that holds only ``{``. Its ``result`` text is the output; the input tokens
+are the sum of the three input counts, and the cost is ``total_cost_usd``.
+``is_error`` true or a subtype starting with ``error`` fails the run with the
+result text (or else the subtype) as the message and the usage attached, as does
+a non-zero exit after a result object; a CLI that exits 0 without one fails. The
+result file is not read.
 
 A non-zero exit, a death by signal or a program that cannot start is a
 ``RunFailed`` with the exit code and the tail of stderr. When the run is
@@ -47,8 +66,10 @@ once it has exited.
 import asyncio
 import json
 import logging
+import math
 import os
 import re
+import reprlib
 import signal
 import stat
 import sys
@@ -56,12 +77,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.runners.base import Progress, RunFailed, StepContext, StepResult
+from app.runners.base import Progress, RunFailed, StepContext, StepResult, Usage
 
 logger = logging.getLogger(__name__)
 
 CONTEXT_FILE_NAME = "context.json"
 RESULT_FILE_NAME = "result.json"
+# how a program reports its result: this service's own protocol, or the JSON
+# result object of a coding-agent CLI shaped like Claude Code's
+RESULT_FORMATS = ("parallel-exec", "claude")
 STDERR_TAIL_BYTES = 4096
 
 _READ_CHUNK_BYTES = 64 * 1024
@@ -73,6 +97,8 @@ _SERVICE_ENV_PREFIX = "PX_"
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 # the guard relies on the Linux-only PR_SET_PDEATHSIG
 _GUARDED = sys.platform == "linux"
+# the line that opens a pretty-printed JSON object
+_LONE_BRACE_LINE = re.compile(r"^\{[ \t]*\r?$", re.MULTILINE)
 # run by path, with only the standard library, so that it needs neither the
 # service's working directory nor its packages, and starts fast
 _GUARD_PATH = Path(__file__).with_name("guard.py")
@@ -92,23 +118,28 @@ class CommandRunner:
         max_output_bytes: int,
         max_log_line_bytes: int,
         kill_grace_seconds: float,
+        result_format: str = "parallel-exec",
     ) -> None:
         if not argv or not all(isinstance(part, str) and part for part in argv):
             raise ValueError("argv must be a non-empty list of non-empty strings")
+        if result_format not in RESULT_FORMATS:
+            raise ValueError(
+                f"result_format must be one of {', '.join(RESULT_FORMATS)}, "
+                f"not {result_format!r}"
+            )
         self.argv = list(argv)
         self.workdir_root = Path(workdir_root).resolve()
         self.env = dict(env or {})
         self.max_output_bytes = max_output_bytes
         self.max_log_line_bytes = max_log_line_bytes
         self.kill_grace_seconds = kill_grace_seconds
+        self.result_format = result_format
 
     async def run(self, context: StepContext, progress: Progress) -> StepResult:
         """Run the program for one step and turn its exit into a result."""
         workdir = self._prepare_workdir(context)
         process, report_fd = await self._start(context, workdir)
-        streams = _Streams(
-            process, progress, self.max_output_bytes, self.max_log_line_bytes
-        )
+        streams = _Streams(process, progress, self._stdout_collector())
         streams.start(context.prompt().encode())
         log_fields = _log_fields(context, process.pid)
 
@@ -260,9 +291,21 @@ class CommandRunner:
         finally:
             _signal_group(process.pid, signal.SIGKILL)
 
+    def _reads_cli(self) -> bool:
+        return self.result_format == "claude"
+
+    def _stdout_collector(self) -> "_StdoutCollector":
+        """A collector of stdout that also spots a CLI's result lines."""
+        is_result_line = _is_cli_result_line if self._reads_cli() else None
+        return _StdoutCollector(
+            self.max_output_bytes, self.max_log_line_bytes, is_result_line
+        )
+
     def _outcome(
         self, returncode: int, workdir: Path, streams: "_Streams"
     ) -> StepResult:
+        if self._reads_cli():
+            return _cli_outcome(returncode, streams)
         if returncode != 0:
             raise _exit_failure(returncode, streams.stderr_tail())
 
@@ -282,13 +325,21 @@ class CommandRunner:
 class _StdoutCollector:
     """Splits stdout into progress lines and keeps it up to a byte limit."""
 
-    def __init__(self, max_output_bytes: int, max_line_bytes: int) -> None:
+    def __init__(
+        self,
+        max_output_bytes: int,
+        max_line_bytes: int,
+        is_result_line: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self.max_output_bytes = max_output_bytes
         self.max_line_bytes = max_line_bytes
         self.captured = bytearray()
         self.truncated = False
         self.total_bytes = 0
         self.last_line: bytes | None = None
+        # the last whole line that is_result_line accepts, when one is given
+        self.result_line: bytes | None = None
+        self._is_result_line = is_result_line
         self._line = bytearray()
         self._line_overflow = False
 
@@ -340,6 +391,8 @@ class _StdoutCollector:
             return ""
 
         self.last_line = None if overflow else line
+        if self._is_result_line and not overflow and self._is_result_line(line):
+            self.result_line = line
         if len(line) <= self.max_line_bytes and not overflow:
             return line.decode("utf-8", errors="replace")
         marker = f" [line cut at {self.max_line_bytes} bytes]"
@@ -379,10 +432,9 @@ class _Streams:
         self,
         process: asyncio.subprocess.Process,
         progress: Progress,
-        max_output_bytes: int,
-        max_line_bytes: int,
+        stdout: "_StdoutCollector",
     ) -> None:
-        self.stdout = _StdoutCollector(max_output_bytes, max_line_bytes)
+        self.stdout = stdout
         self._stderr = bytearray()
         self._process = process
         self._progress = progress
@@ -599,13 +651,153 @@ def _json_object(line: bytes | None) -> dict[str, Any] | None:
 
 
 def _result_from_object(result: dict[str, Any]) -> StepResult:
-    if "output" not in result and "state" not in result:
+    if not result.keys() & {"output", "state", "usage"}:
         return StepResult(output=result)
 
     state = result.get("state") or {}
     if not isinstance(state, dict):
         raise RunFailed("result 'state' is not a JSON object")
-    return StepResult(output=result.get("output"), state_updates=state)
+    usage = _reported_usage(result.get("usage"))
+    return StepResult(output=result.get("output"), state_updates=state, usage=usage)
+
+
+def _reported_usage(usage: Any) -> Usage | None:
+    """The usage of a result object's 'usage' key, None when it has none."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        raise RunFailed("result 'usage' is not a JSON object")
+    return Usage(
+        input_tokens=_tokens(usage, "input_tokens", "result"),
+        output_tokens=_tokens(usage, "output_tokens", "result"),
+        cost=_cost(usage.get("cost"), "result 'usage.cost'"),
+    )
+
+
+def _cli_outcome(returncode: int, streams: "_Streams") -> StepResult:
+    """The step result a coding-agent CLI reports in its JSON result object."""
+    result = _cli_result(streams.stdout)
+    if result is None:
+        if returncode != 0:
+            raise _exit_failure(returncode, streams.stderr_tail())
+        raise RunFailed(
+            "the CLI printed no JSON result",
+            stdout_bytes=streams.stdout.total_bytes,
+            stderr_tail=streams.stderr_tail(),
+        )
+
+    usage = _cli_usage(result)
+    error = _cli_error(result)
+    if returncode != 0:
+        # the CLI's own account of the error says more than its exit code
+        failure = _exit_failure(returncode, streams.stderr_tail())
+        message = error or failure.message
+        raise RunFailed(message, usage=usage, **_cli_details(result), **failure.details)
+    if error is not None:
+        raise RunFailed(error, usage=usage, **_cli_details(result))
+
+    output = result.get("result")
+    if not isinstance(output, str):
+        raise RunFailed("CLI result has no 'result' text", usage=usage)
+    return StepResult(output=output, usage=usage)
+
+
+def _cli_result(stdout: "_StdoutCollector") -> dict[str, Any] | None:
+    """The CLI's result object: its last result line, or a pretty-printed object."""
+    result = _json_object(stdout.result_line)
+    if result is None:
+        result = _trailing_json_object(stdout.text())
+    if result is None or result.get("type") != "result":
+        return None
+    return result
+
+
+def _is_cli_result_line(line: bytes) -> bool:
+    value = _json_object(line)
+    return value is not None and value.get("type") == "result"
+
+
+def _trailing_json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object that ends the text: all of it, or from a lone '{' line on."""
+    lone_braces = [match.start() for match in _LONE_BRACE_LINE.finditer(text)]
+    for start in [0, *lone_braces[-1:]]:
+        try:
+            value = json.loads(text[start:])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _cli_usage(result: dict[str, Any]) -> Usage | None:
+    """Tokens and cost of a CLI result; cache reads and writes count as input."""
+    usage = result.get("usage")
+    cost = _cost(result.get("total_cost_usd"), "CLI result 'total_cost_usd'")
+    if usage is None:
+        return None if cost is None else Usage(cost=cost)
+    if not isinstance(usage, dict):
+        raise RunFailed("CLI result 'usage' is not a JSON object")
+
+    input_keys = [
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    ]
+    return Usage(
+        input_tokens=sum(_tokens(usage, key, "CLI result") for key in input_keys),
+        output_tokens=_tokens(usage, "output_tokens", "CLI result"),
+        cost=cost,
+    )
+
+
+def _cli_error(result: dict[str, Any]) -> str | None:
+    """The error a CLI result reports: its text, or else its subtype."""
+    subtype = result.get("subtype")
+    subtype = subtype if isinstance(subtype, str) else ""
+    if result.get("is_error") is not True and not subtype.startswith("error"):
+        return None
+
+    text = result.get("result")
+    if isinstance(text, str) and text.strip():
+        return text
+    return subtype or "the CLI reported an error"
+
+
+def _cli_details(result: dict[str, Any]) -> dict[str, str]:
+    return {
+        key: result[key]
+        for key in ("subtype", "session_id")
+        if isinstance(result.get(key), str)
+    }
+
+
+def _tokens(usage: dict[str, Any], key: str, where: str) -> int:
+    """A token count of a usage object, 0 when it is left out or null."""
+    value = usage.get(key)
+    if value is None:
+        return 0
+    # JSON gives exactly int, float or bool; a bool is no count
+    if type(value) is not int or value < 0:
+        raise RunFailed(
+            f"{where} 'usage.{key}' is not a non-negative integer: "
+            f"{reprlib.repr(value)}"
+        )
+    return value
+
+
+def _cost(value: Any, name: str) -> float | None:
+    """A reported cost, None when it is left out or null."""
+    if value is None:
+        return None
+    try:
+        cost = float(value) if type(value) in (int, float) else math.nan
+    except OverflowError:
+        cost = math.inf
+    # NaN fails both comparisons; json.loads accepts NaN and Infinity
+    if not 0 <= cost < math.inf:
+        raise RunFailed(f"{name} is not a non-negative number: {reprlib.repr(value)}")
+    return cost
 
 
 def _path_part(value: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runners.base import RunFailed
+from app.runners.base import RunFailed, Usage
 from app.runners.command import STDERR_TAIL_BYTES, CommandRunner
 from tests.runners.processes import (
     PATIENCE_SECONDS,
@@ -393,6 +393,103 @@ class TestResult:
             "truncated": False,
             "stdout_bytes": 6,
         }
+
+
+class TestUsage:
+    async def test_a_usage_key_gives_the_usage_beside_output_and_state(
+        self, make_runner, make_context, progress
+    ):
+        usage = {"input_tokens": 1200, "output_tokens": 340, "cost": 0.021}
+        line = json.dumps(
+            {"output": "api built", "state": {"api": "v1"}, "usage": usage}
+        )
+
+        result = await run_agent(make_runner, make_context, progress, f"echo {line}")
+
+        assert result.output == "api built"
+        assert result.state_updates == {"api": "v1"}
+        assert result.usage == Usage(input_tokens=1200, output_tokens=340, cost=0.021)
+
+    async def test_a_usage_key_alone_gives_usage_and_no_output(
+        self, make_runner, make_context, progress
+    ):
+        instructions = 'result-file {"usage": {"input_tokens": 7, "output_tokens": 3}}'
+
+        result = await run_agent(make_runner, make_context, progress, instructions)
+
+        assert result.output is None
+        assert result.state_updates == {}
+        assert result.usage == Usage(input_tokens=7, output_tokens=3, cost=None)
+
+    async def test_keys_left_out_or_null_are_not_reported(
+        self, make_runner, make_context, progress
+    ):
+        line = json.dumps({"output": 1, "usage": {"output_tokens": 5, "cost": None}})
+
+        result = await run_agent(make_runner, make_context, progress, f"echo {line}")
+
+        assert result.usage == Usage(input_tokens=0, output_tokens=5, cost=None)
+
+    async def test_a_whole_number_cost_is_a_cost(
+        self, make_runner, make_context, progress
+    ):
+        line = json.dumps({"usage": {"cost": 2}})
+
+        result = await run_agent(make_runner, make_context, progress, f"echo {line}")
+
+        assert result.usage == Usage(cost=2.0)
+        assert isinstance(result.usage.cost, float)
+
+    async def test_a_result_without_usage_reports_none(
+        self, make_runner, make_context, progress
+    ):
+        line = json.dumps({"output": "done"})
+
+        result = await run_agent(make_runner, make_context, progress, f"echo {line}")
+
+        assert result.usage is None
+
+    async def test_a_usage_key_inside_a_plain_object_is_not_read_as_usage(
+        self, make_runner, make_context, progress
+    ):
+        line = json.dumps({"report": {"usage": {"input_tokens": 9}}})
+
+        result = await run_agent(make_runner, make_context, progress, f"echo {line}")
+
+        assert result.output == {"report": {"usage": {"input_tokens": 9}}}
+        assert result.usage is None
+
+    @pytest.mark.parametrize(
+        ("usage", "message"),
+        [
+            ([1, 2], "result 'usage' is not a JSON object"),
+            ({"input_tokens": -1}, r"'usage.input_tokens' is not a non-negative int"),
+            ({"output_tokens": 1.5}, r"'usage.output_tokens' is not a non-negative"),
+            ({"input_tokens": "10"}, r"'usage.input_tokens' is not a non-negative"),
+            ({"input_tokens": True}, r"'usage.input_tokens' is not a non-negative"),
+            ({"cost": -0.5}, r"'usage.cost' is not a non-negative number: -0.5"),
+            ({"cost": "free"}, r"'usage.cost' is not a non-negative number: 'free'"),
+            ({"cost": False}, r"'usage.cost' is not a non-negative number"),
+            ({"cost": 10**400}, r"'usage.cost' is not a non-negative number"),
+        ],
+    )
+    async def test_a_bad_usage_value_fails_the_run_naming_it(
+        self, make_runner, make_context, progress, usage, message
+    ):
+        line = json.dumps({"output": "built", "usage": usage})
+
+        with pytest.raises(RunFailed, match=message):
+            await run_agent(make_runner, make_context, progress, f"echo {line}")
+
+    @pytest.mark.parametrize("number", ["NaN", "Infinity", "1e999"])
+    async def test_a_cost_that_is_no_finite_number_fails_the_run(
+        self, make_runner, make_context, progress, number
+    ):
+        # json.loads reads NaN and Infinity, and 1e999 as infinity
+        instructions = f'result-file {{"usage": {{"cost": {number}}}}}'
+
+        with pytest.raises(RunFailed, match="'usage.cost' is not a non-negative"):
+            await run_agent(make_runner, make_context, progress, instructions)
 
 
 class TestFailures:
