@@ -62,6 +62,8 @@ VALUE_OPTIONS = {
         "api_key",
         "mode",
         "max_parallel",
+        "max_tokens",
+        "max_cost",
         "profile",
         "step_timeout",
         "execution_timeout",
@@ -185,6 +187,8 @@ async def _run(options: argparse.Namespace, out: Console) -> int:
         step_timeout_s=options.step_timeout,
         execution_timeout_s=options.execution_timeout,
         profile=options.profile,
+        max_tokens=options.max_tokens,
+        max_cost=options.max_cost,
     )
     async with _executor(options) as executor:
         execution = await executor.submit(options.task, config)
@@ -358,6 +362,8 @@ def _parser() -> argparse.ArgumentParser:
     _option(run, "profile", str, "NAME", "the runner profile that runs the steps")
     _option(run, "step_timeout", _positive(float), "SECONDS", "timeout of each step")
     _option(run, "execution_timeout", _positive(float), "SECONDS", "timeout of the run")
+    _option(run, "max_tokens", _positive(int), "N", "token budget: no start beyond it")
+    _option(run, "max_cost", _positive(float), "COST", "cost budget, in price units")
 
     listing = _command(commands, "list", _list, "list executions, newest first")
     listing.add_argument(

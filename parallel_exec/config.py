@@ -12,7 +12,9 @@ class ExecutorConfig:
 
     ``enable_parallel=False`` runs one step at a time. ``dry_run=True`` only
     plans. ``mode`` is ``auto``, ``chain`` or ``decompose``. ``profile`` names
-    the runner profile that carries out the steps.
+    the runner profile that carries out the steps. ``max_tokens`` and
+    ``max_cost`` are the execution's budget; ``state_merge`` gives shared-state
+    keys their merge rule (``{"findings": "append"}``).
     """
 
     fail_fast: bool = True
@@ -24,6 +26,9 @@ class ExecutorConfig:
     execution_timeout_s: float | None = None
     profile: str | None = None
     retry: RetryPolicy | dict[str, Any] | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    state_merge: dict[str, str] | None = None
 
     def request_config(self) -> dict[str, Any]:
         """The ``config`` object of a ``POST /executions`` body."""
@@ -39,11 +44,18 @@ class ExecutorConfig:
             "execution_timeout_s": self.execution_timeout_s,
             "profile": self.profile,
             "retry": _plain(self.retry),
+            "budget": self._budget(),
+            "state_merge": self.state_merge,
         }
         config.update(
             {key: value for key, value in optional.items() if value is not None}
         )
         return config
+
+    def _budget(self) -> dict[str, Any] | None:
+        budget = {"max_tokens": self.max_tokens, "max_cost": self.max_cost}
+        given = {key: value for key, value in budget.items() if value is not None}
+        return given or None
 
 
 def _plain(retry: RetryPolicy | dict[str, Any] | None) -> dict[str, Any] | None:

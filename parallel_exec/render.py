@@ -207,6 +207,17 @@ class ProgressView:
             EventType.execution_interrupted,
         ):
             self._line(f"execution {kind.value.split('.')[1]}")
+        elif kind == EventType.execution_budget_exceeded:
+            self._line(
+                printable(f"execution stops starting steps: {event.data.get('reason')}")
+            )
+        elif kind == EventType.state_conflict:
+            data = event.data
+            detail = (
+                f"conflict on state key {data.get('key')!r}: kept "
+                f"{data.get('kept_step')}, discarded {data.get('discarded_step')}"
+            )
+            self._step_line(event.step_id, "state", detail)
         elif kind == EventType.execution_finished:
             status = event.data.get("status")
             reason = event.data.get("reason")

@@ -67,6 +67,16 @@ class ExecutionReport:
         return result.speedup if result else None
 
     @property
+    def total_tokens(self) -> int:
+        return self._figure("total_tokens")
+
+    @property
+    def cost(self) -> float | None:
+        """What the runs cost, when the profile's prices gave one."""
+        result = self.execution.result
+        return result.cost if result else None
+
+    @property
     def estimated_savings_ms(self) -> int:
         return self.execution.estimated_savings_ms
 
@@ -109,6 +119,13 @@ class ExecutionReport:
             f"Parallel groups executed: {self.parallel_groups_executed}; "
             f"estimated savings {format_ms(self.estimated_savings_ms)}",
         ]
+        result = self.execution.result
+        if result is not None and (result.total_tokens or result.cost is not None):
+            cost = f"; cost {result.cost:.6g}" if result.cost is not None else ""
+            lines.append(
+                f"Tokens: {result.input_tokens:,} in, {result.output_tokens:,} out"
+                + cost
+            )
         if self.critical_path_taken:
             lines.append(
                 "Critical path taken: " + " -> ".join(self.critical_path_taken)

@@ -14,6 +14,7 @@ class EventType(StrEnum):
     execution_started = "execution.started"
     execution_interrupted = "execution.interrupted"
     execution_resumed = "execution.resumed"
+    execution_budget_exceeded = "execution.budget_exceeded"
     execution_finished = "execution.finished"
     phase_started = "phase.started"
     phase_finished = "phase.finished"
@@ -26,6 +27,7 @@ class EventType(StrEnum):
     step_cancelled = "step.cancelled"
     step_retrying = "step.retrying"
     state_updated = "state.updated"
+    state_conflict = "state.conflict"
 
 
 class EventRead(BaseModel):

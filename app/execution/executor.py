@@ -45,6 +45,8 @@ def loop_config(config: ExecutionConfig, estimated_savings_ms: int) -> LoopConfi
         profile=config.profile,
         estimated_savings_ms=estimated_savings_ms,
         retry=config.retry or RetryPolicy(),
+        budget=config.budget,
+        state_merge=dict(config.state_merge),
     )
 
 

@@ -17,6 +17,15 @@ running steps; each cancelled step records its own end, the steps that never
 started end ``skipped``, and the execution's final event is written last. Every
 run ends in exactly one terminal status with exactly one terminal event.
 
+A spent budget (the execution's runs have used more tokens or cost than its
+``budget`` allows) also prevents new starts and further attempts, but lets
+running steps finish: what they used is paid for. The execution then ends with
+the budget as its reason.
+
+Shared state is merged by ``SharedState`` (``app/execution/state.py``): a run
+sees a snapshot taken when it starts, and its updates are merged, stored and
+announced with its end, one run end at a time.
+
 A drain (the service is shutting down) only prevents new starts: running steps
 may finish. An interrupt (the grace period is over) cuts them off: their runs end
 ``interrupted``, and the execution is handed back, unfinished, for the next
@@ -25,12 +34,13 @@ process to resume (``resume=True``). A loop that loses its lease stops writing.
 
 import asyncio
 import logging
+import math
 import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,7 +59,8 @@ from app.execution.recorder import (
     clean_text,
     shielded,
 )
-from app.execution.schemas import ExecutionResult
+from app.execution.schemas import Budget, ExecutionResult
+from app.execution.state import Entry, MergeRule, Outcome, SharedState, Writer
 from app.execution.status import (
     FINISHED_EXECUTION,
     FINISHED_STEP,
@@ -59,10 +70,10 @@ from app.execution.status import (
 )
 from app.planning.graph import remaining_path_ms
 from app.planning.models import PlannedStep, RetryPolicy
-from app.runners.base import RunFailed, StepContext
+from app.runners.base import RunFailed, StepContext, Usage
 from app.runners.profiles import ProfileRegistry
 from app.settings import Settings
-from app.storage.models import RunRow
+from app.storage.models import RunRow, SharedStateRow
 from app.storage.repository import LeaseLost, utcnow
 
 logger = logging.getLogger(__name__)
@@ -81,6 +92,7 @@ RUN_ENDS_STEP = {
     RunStatus.interrupted: StepStatus.failed,
 }
 INTERRUPTED = "interrupted: the service running it stopped"
+_MAX_TOKENS = 10**15  # far beyond any run, well inside a 64-bit column
 _ATTEMPT_IDS = uuid.UUID("5f0c4b8e-2a57-4a8e-9d51-7c3e6b1d0a92")
 
 
@@ -100,6 +112,8 @@ class LoopConfig:
     profile: str
     estimated_savings_ms: int
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    budget: Budget | None = None
+    state_merge: dict[str, MergeRule] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +124,7 @@ class RunRecord:
     status: RunStatus
     duration_ms: int | None  # None for a run cut off by a crash
     finished: datetime
+    usage: Usage | None = None
 
 
 @dataclass
@@ -166,7 +181,7 @@ class History:
     attempts: dict[str, int]
     records: list[RunRecord]
     outputs: dict[str, Any]
-    state: dict[str, Any]
+    state: list[Entry]
     last_error: dict[str, tuple[StepStatus, str]]
     not_before: dict[str, datetime]  # steps in a retry wait: when it ends
 
@@ -184,7 +199,6 @@ class ExecutionLoop:
     owner: str | None = None
     resume: bool = False
     outputs: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
     records: list[RunRecord] = field(default_factory=list)
     statuses: dict[str, StepStatus] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
@@ -201,6 +215,12 @@ class ExecutionLoop:
         )
         self.phases = PhaseTracker({step.id: step.phase for step in self.steps})
         self.statuses = {step.id: StepStatus.pending for step in self.steps}
+        order = {step.id: index for index, step in enumerate(self.steps)}
+        self.state = SharedState(self.config.state_merge, order)
+        self.seen: dict[str, dict[str, int]] = {}  # each run's snapshot versions
+        self._state_writes = asyncio.Lock()  # one run's updates merged at a time
+        self._spent: str | None = None  # why the budget stops new starts
+        self._budget_spent_event = asyncio.Event()
         self.attempts = {step.id: 0 for step in self.steps}
         self.began = utcnow()
         self._stop: Stop | None = None
@@ -326,7 +346,7 @@ class ExecutionLoop:
                 await self._phase_end(step_id)
         await self._skip(
             [s for s in left if self.statuses[s] == StepStatus.pending],
-            "the execution stopped before it ran",
+            self._spent or "the execution stopped before it ran",
         )
         await self._finish()
 
@@ -344,6 +364,8 @@ class ExecutionLoop:
     # admission
 
     def _admit(self, running: dict[asyncio.Task[StepStatus], str]) -> None:
+        if self._spent is not None:
+            return
         while self.ready.has_ready() and len(running) < self.config.max_parallel:
             step_id = self.ready.pop()
             running[asyncio.create_task(self._run_step(step_id))] = step_id
@@ -351,6 +373,8 @@ class ExecutionLoop:
     async def _settle(self, step_id: str, status: StepStatus) -> None:
         if status == StepStatus.retrying:
             return  # parked by a drain: the next process tries it again
+        if status == StepStatus.skipped:
+            return  # not started: the budget was spent while it waited
         if status == StepStatus.succeeded:
             self.ready.succeeded(step_id)
             await self._phase_end(step_id)
@@ -392,10 +416,19 @@ class ExecutionLoop:
                 status, delay_s = await self._attempt(step)
                 if status != StepStatus.retrying or self._draining:
                     return status
-                await asyncio.sleep(delay_s)
+                await self._retry_wait(delay_s)
+                if self._spent is not None:
+                    await shielded(self._give_up(step))
+                    return self.statuses[step.id]
         except asyncio.CancelledError:
             await shielded(self._cancelled(step))
             raise
+
+    async def _retry_wait(self, delay_s: float) -> None:
+        """Wait for a step's next attempt; a spent budget ends the wait."""
+        with suppress(TimeoutError):
+            async with asyncio.timeout(delay_s):
+                await self._budget_spent_event.wait()
 
     def _wait_left(self, step_id: str) -> float:
         """What is left of a retry wait begun before a restart, in seconds."""
@@ -403,7 +436,16 @@ class ExecutionLoop:
         return max((not_before - utcnow()).total_seconds(), 0) if not_before else 0
 
     async def _attempt(self, step: PlannedStep) -> tuple[StepStatus, float]:
-        async with self.slots.slot(self.ready.node(step.id).priority):
+        priority = self.ready.node(step.id).priority
+        runner_slots = self.registry.slots_for(self.config.profile, step.agent)
+        runner_slot = runner_slots.slot(priority) if runner_slots else nullcontext()
+        async with runner_slot, self.slots.slot(priority):
+            if self._spent is not None and self.attempts[step.id] == 0:
+                await shielded(self._skip([step.id], self._spent))
+                return StepStatus.skipped, 0.0
+            if self._spent is not None:
+                await shielded(self._give_up(step))
+                return self.statuses[step.id], 0.0
             attempt = self.attempts[step.id] + 1
             run_id = attempt_id(self.execution_id, step.id, attempt)
             await shielded(self._record_step_started(step, run_id, attempt))
@@ -439,10 +481,11 @@ class ExecutionLoop:
             instructions=step.instructions,
             task=self.task,
             upstream={dep: self.outputs.get(dep) for dep in step.depends_on},
-            state=dict(self.state),
+            state=self.state.values(),
             estimate_ms=step.estimate_ms,
             timeout_s=self._timeout_s(step),
         )
+        self.seen[step.id] = self.state.versions()
         self.progress[step.id] = _Progress(self, step.id, run_id)
         timeout = asyncio.timeout(context.timeout_s)
         try:
@@ -464,6 +507,7 @@ class ExecutionLoop:
         try:
             output = bounded_json(result.output, self.settings.max_output_bytes)
             updates = self._checked_state(result.state_updates)
+            usage = _checked_usage(result.usage)
         except (RunFailed, ValueError, TypeError, RecursionError) as error:
             return await self._failed(step, run_id, attempt, error)
         try:
@@ -475,6 +519,7 @@ class ExecutionLoop:
                     RunStatus.succeeded,
                     output=output,
                     state_updates=updates,
+                    usage=usage,
                 )
             )
         except SQLAlchemyError as error:
@@ -507,8 +552,13 @@ class ExecutionLoop:
     async def _failed(
         self, step: PlannedStep, run_id: str, attempt: int, error: Exception
     ) -> tuple[StepStatus, float]:
+        usage = None
         if isinstance(error, RunFailed):
             message, details = error.message, error.details
+            try:
+                usage = _checked_usage(error.usage)
+            except RunFailed:
+                pass  # the failure itself says more than a bad usage would
         else:
             message, details = f"{type(error).__name__}: {error}", {}
         return await shielded(
@@ -519,6 +569,7 @@ class ExecutionLoop:
                 RunStatus.failed,
                 error=message,
                 details=details,
+                usage=usage,
             )
         )
 
@@ -625,7 +676,7 @@ class ExecutionLoop:
         self.attempts.update(history.attempts)
         self.records.extend(history.records)
         self.outputs.update(history.outputs)
-        self.state.update(history.state)
+        self.state.keep(Outcome(entries=history.state))
         self.last_error.update(history.last_error)
         self.not_before.update(history.not_before)
         ended = {
@@ -687,8 +738,35 @@ class ExecutionLoop:
         error: str | None = None,
         details: dict[str, Any] | None = None,
         state_updates: dict[str, Any] | None = None,
+        usage: Usage | None = None,
     ) -> tuple[StepStatus, float]:
         """End a run; the step ends with it, or waits for its next attempt."""
+        async with self._state_writes:
+            return await self._write_run_end(
+                step,
+                run_id,
+                attempt,
+                run_status,
+                output=output,
+                error=error,
+                details=details,
+                state_updates=state_updates or {},
+                usage=usage,
+            )
+
+    async def _write_run_end(
+        self,
+        step: PlannedStep,
+        run_id: str,
+        attempt: int,
+        run_status: RunStatus,
+        *,
+        output: Any,
+        error: str | None,
+        details: dict[str, Any] | None,
+        state_updates: dict[str, Any],
+        usage: Usage | None,
+    ) -> tuple[StepStatus, float]:
         finished_at = utcnow()
         duration_ms = round((time.monotonic() - self.started_at[step.id]) * 1000)
         if step.id in self.progress:
@@ -696,6 +774,10 @@ class ExecutionLoop:
         limit = self.settings.max_output_bytes
         error = clean_text(error, limit) if error is not None else None
         details = bounded_json(details, limit) if details else None
+        writer = Writer(step.id, run_id, attempt, finished_at)
+        merged = self.state.merge(state_updates, writer, self.seen.get(step.id, {}))
+        record = RunRecord(step.id, run_status, duration_ms, finished_at, usage)
+        spent = self._budget_spent([*self.records, record])
         async with self.change() as change:
             await change.repository.finish_run(
                 run_id,
@@ -705,9 +787,9 @@ class ExecutionLoop:
                 output=output,
                 error=error,
                 details=details,
+                **_usage_columns(usage),
             )
-            for key, value in (state_updates or {}).items():
-                await self._put_state(change, step.id, run_id, key, value)
+            await self._write_state(change, step.id, merged)
             status, delay_s = await self._write_run_outcome(
                 change,
                 step,
@@ -718,8 +800,17 @@ class ExecutionLoop:
                 details=details,
                 duration_ms=duration_ms,
             )
-        self.records.append(RunRecord(step.id, run_status, duration_ms, finished_at))
-        self.state.update(state_updates or {})
+            if spent is not None and self._spent is None:
+                await change.event(
+                    EventType.execution_budget_exceeded, step.id, reason=spent
+                )
+        self.records.append(record)
+        self.state.keep(merged)
+        if spent is not None and self._spent is None:
+            self._spent = spent
+            self._budget_spent_event.set()
+            logger.warning("execution.budget_exceeded", extra={"reason": spent})
+            self._wake.set()
         if status == StepStatus.succeeded:
             self.outputs[step.id] = output
         logger.info(
@@ -780,7 +871,7 @@ class ExecutionLoop:
     async def _give_up(self, step: PlannedStep) -> None:
         """End a step that was waiting for its next attempt when the loop stopped."""
         status, error = self.last_error.get(step.id, (StepStatus.failed, "failed"))
-        reason = self._stop.reason if self._stop else "stopped"
+        reason = self._stop.reason if self._stop else (self._spent or "stopped")
         async with self.change() as change:
             await change.repository.set_step_status(self.execution_id, step.id, status)
             await change.event(
@@ -790,15 +881,55 @@ class ExecutionLoop:
             )
         self.statuses[step.id] = status
 
-    async def _put_state(
-        self, change: Change, step_id: str, run_id: str, key: str, value: Any
-    ) -> None:
-        row = await change.repository.put_state(
-            self.execution_id, key, value, step_id=step_id, run_id=run_id
-        )
-        await change.event(
-            EventType.state_updated, step_id, key=key, version=row.version
-        )
+    async def _write_state(self, change: Change, step_id: str, merged: Outcome) -> None:
+        """Store a run's merged updates, with an event per key and per conflict."""
+        for entry in merged.entries:
+            await change.repository.put_state(
+                self.execution_id,
+                entry.key,
+                entry.value,
+                version=entry.version,
+                merge=entry.merge.value,
+                step_id=entry.writer.step_id,
+                run_id=entry.writer.run_id,
+                attempt=entry.writer.attempt,
+                at=entry.writer.at,
+                writers=[w.as_dict() for w in entry.writers] or None,
+            )
+            await change.event(
+                EventType.state_updated,
+                step_id,
+                key=entry.key,
+                version=entry.version,
+                merge=entry.merge.value,
+            )
+        for conflict in merged.conflicts:
+            await change.event(
+                EventType.state_conflict,
+                step_id,
+                key=conflict.key,
+                kept_step=conflict.kept.step_id,
+                kept_run=conflict.kept.run_id,
+                discarded_step=conflict.discarded.step_id,
+                discarded_run=conflict.discarded.run_id,
+                seen_version=conflict.seen_version,
+                version=conflict.version,
+                rule="the step later in the plan's order wins",
+            )
+
+    def _budget_spent(self, records: list[RunRecord]) -> str | None:
+        """Why the runs so far are over the execution's budget, if they are."""
+        budget = self.config.budget
+        if budget is None:
+            return None
+        totals = usage_totals(records)
+        over = []
+        if budget.max_tokens is not None and totals.total_tokens > budget.max_tokens:
+            over.append(f"{totals.total_tokens:,} tokens used of {budget.max_tokens:,}")
+        cost = totals.cost or 0.0
+        if budget.max_cost is not None and cost > budget.max_cost:
+            over.append(f"cost {cost:.6g} of {budget.max_cost:g}")
+        return f"budget exceeded: {'; '.join(over)}" if over else None
 
     async def _skip(self, step_ids: list[str], reason: str) -> None:
         if not step_ids:
@@ -864,7 +995,9 @@ class ExecutionLoop:
         if self._stop is not None:
             return self._stop.status, self._stop.reason
         unsuccessful = len(self.steps) - counts[StepStatus.succeeded]
-        reason = f"{unsuccessful} of {len(self.steps)} steps did not succeed"
+        reason = self._spent or (
+            f"{unsuccessful} of {len(self.steps)} steps did not succeed"
+        )
         if counts[StepStatus.succeeded]:
             return ExecutionStatus.partial, reason
         return ExecutionStatus.failed, reason
@@ -872,6 +1005,7 @@ class ExecutionLoop:
     def _result(self, status: ExecutionStatus) -> ExecutionResult:
         wall_ms = round((utcnow() - self.began).total_seconds() * 1000)
         agent_ms = sum(r.duration_ms for r in self.records if r.duration_ms is not None)
+        usage = usage_totals(self.records)
         return ExecutionResult(
             status=status,
             total_time_ms=wall_ms,
@@ -883,6 +1017,10 @@ class ExecutionLoop:
             estimated_savings_ms=self.config.estimated_savings_ms,
             runs_by_status=dict(Counter(r.status.value for r in self.records)),
             steps_by_status=dict(Counter(s.value for s in self.statuses.values())),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+            cost=usage.cost,
         )
 
     def _critical_path_taken(self) -> list[str]:
@@ -919,10 +1057,11 @@ async def load_history(change: Change, steps: list[PlannedStep]) -> History:
         elif status != RunStatus.running:
             last_error[run.step_id] = (RUN_ENDS_STEP[status], run.error or status.value)
         if run.finished_at is not None:
+            usage = _usage_of(run)
             records.append(
-                RunRecord(run.step_id, status, run.duration_ms, run.finished_at)
+                RunRecord(run.step_id, status, run.duration_ms, run.finished_at, usage)
             )
-    state = {entry.key: entry.value for entry in await repository.state(row.id)}
+    state = [_entry(state_row) for state_row in await repository.state(row.id)]
     not_before = {}
     for step_id, status in statuses.items():
         if status == StepStatus.retrying:
@@ -990,3 +1129,63 @@ async def close_open_work(
         EventType.execution_finished, status=status.value, reason=reason, result=summary
     )
     row.owner, row.lease_expires_at = None, None  # after the fenced event
+
+
+def usage_totals(records: list[RunRecord]) -> Usage:
+    """The usage of all runs; a cost only when some run reported one."""
+    used = [record.usage for record in records if record.usage is not None]
+    costs = [usage.cost for usage in used if usage.cost is not None]
+    return Usage(
+        input_tokens=sum(usage.input_tokens for usage in used),
+        output_tokens=sum(usage.output_tokens for usage in used),
+        cost=round(sum(costs), 10) if costs else None,
+    )
+
+
+def _checked_usage(usage: Any) -> Usage | None:
+    """A runner's usage, or RunFailed when it is not whole non-negative counts."""
+    if usage is None:
+        return None
+    if not isinstance(usage, Usage):
+        raise RunFailed(f"usage must be a Usage, not {type(usage).__name__}")
+    for name in ("input_tokens", "output_tokens"):
+        value = getattr(usage, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise RunFailed(f"usage {name} must be a whole number")
+        if not 0 <= value <= _MAX_TOKENS:
+            raise RunFailed(f"usage {name} must be from 0 to {_MAX_TOKENS:,}")
+    cost = usage.cost
+    is_number = isinstance(cost, int | float) and not isinstance(cost, bool)
+    if cost is not None and not (is_number and math.isfinite(cost) and cost >= 0):
+        raise RunFailed("usage cost must be a finite number of at least 0")
+    return usage
+
+
+def _usage_columns(usage: Usage | None) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cost": usage.cost,
+    }
+
+
+def _usage_of(run: RunRow) -> Usage | None:
+    if run.input_tokens is None and run.output_tokens is None and run.cost is None:
+        return None
+    return Usage(run.input_tokens or 0, run.output_tokens or 0, run.cost)
+
+
+def _entry(row: SharedStateRow) -> Entry:
+    writers = tuple(
+        Writer(w["step_id"], w["run_id"], w["attempt"], datetime.fromisoformat(w["at"]))
+        for w in row.writers or []
+    )
+    writer = Writer(
+        row.updated_by_step,
+        row.updated_by_run,
+        row.updated_by_attempt or 0,
+        row.updated_at,
+    )
+    return Entry(row.key, row.value, row.version, MergeRule(row.merge), writer, writers)

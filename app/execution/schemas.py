@@ -1,7 +1,7 @@
 """What callers send and read: execution requests, executions, runs, pages."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -10,10 +10,13 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from app.events.types import EventRead
+from app.execution.state import MergeRule
 from app.execution.status import ExecutionStatus, RunStatus, StepStatus
 from app.planning.models import (
     Agent,
@@ -25,6 +28,30 @@ from app.planning.models import (
     TaskType,
     Text,
 )
+
+StateKey = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+
+
+class Budget(BaseModel):
+    """The most an execution may consume; once over, no further step starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: StrictInt | None = Field(
+        default=None, ge=1, description="Input plus output tokens of all runs."
+    )
+    max_cost: StrictFloat | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Cost of all runs, in the unit of the profile's prices.",
+    )
+
+    @model_validator(mode="after")
+    def sets_a_limit(self) -> "Budget":
+        if self.max_tokens is None and self.max_cost is None:
+            raise ValueError("set max_tokens, max_cost or both")
+        return self
 
 
 class ExecutionConfig(BaseModel):
@@ -50,6 +77,15 @@ class ExecutionConfig(BaseModel):
         default=None,
         description="Retry policy of every step that does not set its own; "
         "null or absent for the server's default policy.",
+    )
+    budget: Budget | None = Field(
+        default=None, description="Tokens and/or cost after which no step starts."
+    )
+    state_merge: dict[StateKey, MergeRule] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="The merge rule of shared-state keys: replace (the default "
+        "for any key not named) or append.",
     )
 
 
@@ -89,6 +125,12 @@ class ExecutionResult(BaseModel):
     estimated_savings_ms: int
     runs_by_status: dict[str, int]
     steps_by_status: dict[str, int]
+    input_tokens: int = Field(default=0, description="Input tokens of all runs.")
+    output_tokens: int = Field(default=0, description="Output tokens of all runs.")
+    total_tokens: int = 0
+    cost: float | None = Field(
+        default=None, description="Cost of the runs that reported one; null if none."
+    )
 
 
 class StepRead(PlannedStep):
@@ -152,6 +194,16 @@ class RunRead(BaseModel):
     output: Any | None
     error: str | None
     details: dict[str, Any] | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float | None = None
+
+
+class StateWriterRead(BaseModel):
+    step_id: str
+    run_id: str
+    attempt: int
+    at: datetime
 
 
 class StateEntryRead(BaseModel):
@@ -160,9 +212,15 @@ class StateEntryRead(BaseModel):
     key: str
     value: Any
     version: int = Field(description="1 for the first write, then one more per write.")
+    merge: MergeRule
     updated_by_step: str
     updated_by_run: str
+    updated_by_attempt: int | None
     updated_at: datetime
+    writers: list[StateWriterRead] | None = Field(
+        default=None,
+        description="An append key's list: who wrote each item, in order.",
+    )
 
 
 class EventPage(BaseModel):

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -109,6 +110,9 @@ class RunRow(Base):
     output: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cost: Mapped[float | None] = mapped_column(Float)
 
 
 class EventRow(Base):
@@ -133,9 +137,13 @@ class SharedStateRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer)
+    merge: Mapped[str] = mapped_column(String(8), server_default="replace")
     updated_by_step: Mapped[str] = mapped_column(String(64))
     updated_by_run: Mapped[str] = mapped_column(String(36))
+    updated_by_attempt: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    # an append key's items: who wrote each, in the order of the value's list
+    writers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class IdempotencyKeyRow(Base):

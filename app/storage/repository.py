@@ -201,16 +201,25 @@ class ExecutionRepository:
         return rows.all()
 
     async def put_state(
-        self, execution_id: str, key: str, value: Any, *, step_id: str, run_id: str
+        self,
+        execution_id: str,
+        key: str,
+        value: Any,
+        *,
+        version: int,
+        merge: str,
+        step_id: str,
+        run_id: str,
+        attempt: int,
+        at: datetime,
+        writers: list[dict[str, Any]] | None,
     ) -> SharedStateRow:
-        """Replace one key's value and bump its version."""
+        """Store one key as the shared state's merge left it."""
         row = await self.session.get(SharedStateRow, (execution_id, key))
         if row is None:
-            row = SharedStateRow(execution_id=execution_id, key=key, version=0)
+            row = SharedStateRow(execution_id=execution_id, key=key)
             self.session.add(row)
-        row.value = value
-        row.version += 1
-        row.updated_by_step = step_id
-        row.updated_by_run = run_id
-        row.updated_at = utcnow()
+        row.value, row.version, row.merge = value, version, merge
+        row.updated_by_step, row.updated_by_run = step_id, run_id
+        row.updated_by_attempt, row.updated_at, row.writers = attempt, at, writers
         return row

@@ -9,7 +9,9 @@ invalid UTF-8 can be sent), long_line ({"text", "times"}: the text repeated as
 one stdout line), no_result (write no result file: stdout is the result),
 on_attempt ({"1": {...}}: keys that apply to that attempt number only), pid_file
 (the agent's own pid is written there), attempt_log (a file that gets a line
-"attempt run_id" per run), ignore_sigterm (true: only SIGKILL stops it).
+"attempt run_id" per run), ignore_sigterm (true: only SIGKILL stops it), usage
+(the run's token usage and cost, as the result's "usage"), wait_for_file (wait,
+after any sleep, until that file exists).
 With plain-text instructions it succeeds at once.
 """
 
@@ -51,6 +53,13 @@ def main() -> int:
     if "long_line" in script:
         print(script["long_line"]["text"] * script["long_line"]["times"], flush=True)
     time.sleep(script.get("sleep", 0))
+    if "wait_for_file" in script:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(script["wait_for_file"]):
+            if time.monotonic() > deadline:
+                print("wait_for_file: gave up", file=sys.stderr)
+                return 1
+            time.sleep(0.02)
     if "raw_stderr" in script:
         sys.stderr.buffer.write(script["raw_stderr"].encode("latin-1"))
         sys.stderr.buffer.flush()
@@ -71,7 +80,10 @@ def main() -> int:
         if "raw_result" in script:
             file.write(script["raw_result"])
         else:
-            json.dump({"output": output, "state": script.get("state", {})}, file)
+            result = {"output": output, "state": script.get("state", {})}
+            if "usage" in script:
+                result["usage"] = script["usage"]
+            json.dump(result, file)
     return 0
 
 

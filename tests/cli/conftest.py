@@ -5,7 +5,8 @@ its own SQLite file; remotely (``--server``), on a real service process on
 127.0.0.1 with a database of its own. Both offer the profiles of
 ``write_profiles``: ``failing`` (the builder agent exits 3, the rest are
 simulated), ``gated`` (every agent waits until the test opens a gate) and
-``missing`` (its command does not exist).
+``missing`` (its command does not exist) and ``spending`` (every agent reports
+500 tokens costing 0.5).
 """
 
 import asyncio
@@ -235,6 +236,11 @@ def write_profiles(folder: Path, agents: Agents) -> Path:
         "[profiles.missing]\n"
         'runner = "command"\n'
         f"command = {json.dumps([str(folder / MISSING_AGENT)])}\n"
+        "\n"
+        "[profiles.spending]\n"
+        'runner = "command"\n'
+        f"command = {json.dumps(agent)}\n"
+        'env = { CLI_TEST_USAGE = "1" }\n'
     )
     return path
 

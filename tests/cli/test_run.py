@@ -167,6 +167,39 @@ class TestOptionSpellings:
         assert most_at_once(report["runs"]) <= 2
 
 
+class TestBudgets:
+    async def test_a_token_budget_stops_the_run_and_the_figures_show_the_tokens(
+        self, cli: Cli
+    ) -> None:
+        outcome = await cli(
+            BUG_TASK,
+            "--profile",
+            "spending",
+            "--parallel",
+            "false",
+            "--max-tokens",
+            "600",
+        )
+
+        assert outcome.code == 1, outcome
+        reason = "budget exceeded: 1,000 tokens used of 600"
+        assert f"execution stops starting steps: {reason}" in outcome.out
+        assert f"execution partial: {reason}" in outcome.out
+        assert "Tokens: 800 in, 200 out; cost 1" in outcome.out
+        assert set(outcome.step_lines("succeeded")) == set(BUG_STEPS[:2])
+        assert set(outcome.step_lines("skipped")) == set(BUG_STEPS[2:])
+
+    async def test_the_budget_reaches_the_execution_config(self, cli: Cli) -> None:
+        report = await cli.json(
+            BUG_TASK, "--dry-run", "--max-tokens", "5000", "--max-cost", "2.5"
+        )
+
+        assert report["execution"]["config"]["budget"] == {
+            "max_tokens": 5000,
+            "max_cost": 2.5,
+        }
+
+
 class TestHelp:
     async def test_help_lists_the_commands(self, local: Cli) -> None:
         outcome = await local("--help")

@@ -9,6 +9,8 @@ import pytest
 from app.errors import ProfileNotFound, ProfilesFileInvalid
 from app.planning.models import Agent
 from app.runners.command import CommandRunner
+from app.runners.http import HttpRunner
+from app.runners.openai import OpenAIRunner, Price
 from app.runners.profiles import ProfileRegistry, RunnerSpec
 from app.runners.simulated import SimulatedRunner
 from app.settings import Settings
@@ -158,7 +160,7 @@ class TestProfilesFileErrors:
             ('runner = "simulated"\nshell = true', "unknown key 'shell'"),
             (
                 'runner = "simulated"\nenv = { LEVEL = 3 }',
-                "env 'LEVEL' must be a string",
+                "'env' values must be strings ('LEVEL' is not)",
             ),
             ('runner = "simulated"\ntime_scale = -1', "'time_scale' must be a number"),
             ('description = "no runner"', "'runner' is required"),
@@ -173,11 +175,11 @@ class TestProfilesFileErrors:
         assert problem in message
 
     def test_an_unknown_key_of_an_agent_is_named(self, write_profiles):
-        text = LOCAL_CLI + "\n[profiles.local-cli.agents.ui]\nurl = 'http://x'\n"
+        text = LOCAL_CLI + "\n[profiles.local-cli.agents.ui]\nshell = true\n"
 
         message = load_error(write_profiles(text))
 
-        assert "profile 'local-cli', agent 'ui': unknown key 'url'" in message
+        assert "profile 'local-cli', agent 'ui': unknown key 'shell'" in message
 
     def test_an_unknown_agent_is_named(self, write_profiles):
         text = LOCAL_CLI + "\n[profiles.local-cli.agents.poet]\nrunner = 'simulated'\n"
@@ -316,3 +318,181 @@ class TestDescribe:
             "operator-secret",
         ]:
             assert secret not in text
+
+
+MIXED = """
+[profiles.mixed]
+runner = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+model = "small"
+api_key_env = "MIXED_KEY"
+parameters = { temperature = 0.2 }
+max_concurrent = 2
+
+[profiles.mixed.prices.small]
+input_per_million = 0.5
+output_per_million = 1.5
+
+[profiles.mixed.agents.builder]
+runner = "command"
+command = ["claude", "-p", "--output-format", "json"]
+result_format = "claude"
+
+[profiles.mixed.agents.reviewer]
+model = "large"
+max_concurrent = 1
+
+[profiles.mixed.agents.integrations]
+runner = "http"
+url = "http://127.0.0.1:9/steps"
+headers = { X-Team = "core" }
+max_retries = 0
+request_timeout_seconds = 5
+"""
+
+
+class TestRunnersOfEveryKind:
+    def test_each_agent_is_routed_to_its_own_runner(self, write_profiles):
+        registry = ProfileRegistry.load(write_profiles(MIXED))
+
+        explore = registry.runner_for("mixed", "explore")
+        reviewer = registry.runner_for("mixed", "reviewer")
+        builder = registry.runner_for("mixed", "builder")
+        integrations = registry.runner_for("mixed", "integrations")
+
+        assert isinstance(explore, OpenAIRunner)
+        assert isinstance(reviewer, OpenAIRunner)
+        assert (explore.model, reviewer.model) == ("small", "large")
+        assert isinstance(builder, CommandRunner)
+        assert isinstance(integrations, HttpRunner)
+        assert registry.runner_for("mixed", "docs") is explore
+
+    def test_the_profile_spec_keeps_the_options_of_its_runner_only(
+        self, write_profiles
+    ):
+        profile = ProfileRegistry.load(write_profiles(MIXED)).get("mixed")
+
+        explore = profile.spec_for("explore")
+        assert explore.options["prices"] == {"small": Price(0.5, 1.5)}
+        assert explore.options["parameters"] == {"temperature": 0.2}
+        assert profile.spec_for("builder").options == {
+            "command": ["claude", "-p", "--output-format", "json"],
+            "result_format": "claude",
+        }
+        assert profile.spec_for("integrations").options["headers"] == {"X-Team": "core"}
+
+    @pytest.mark.parametrize(
+        ("body", "problem"),
+        [
+            ('runner = "http"', "runner 'http' needs a 'url'"),
+            ('runner = "http"\nurl = "ftp://x/y"', "'url' must be an http:// or"),
+            ('runner = "http"\nurl = "/steps"', "'url' must be an http:// or"),
+            (
+                'runner = "openai"\nbase_url = "http://127.0.0.1:1/v1"',
+                "runner 'openai' needs a 'model'",
+            ),
+            (
+                'runner = "openai"\nmodel = "m"\nbase_url = "http://h/v1"\n'
+                "parameters = { messages = [] }",
+                "cannot set messages",
+            ),
+            (
+                'runner = "openai"\nmodel = "m"\nbase_url = "http://h/v1"\n'
+                "prices = { m = { input_per_million = 1 } }",
+                "'m' takes input_per_million and output_per_million",
+            ),
+            (
+                'runner = "http"\nurl = "http://h"\napi_key_env = "sk-123 secret"',
+                "'api_key_env' must name an environment variable",
+            ),
+            ('runner = "http"\nurl = "http://h"\nmax_retries = -1', "0 to 20"),
+            ('runner = "simulated"\nmax_concurrent = 0', "from 1 to 1000"),
+            ('runner = "command"\ncommand = ["x"]\nresult_format = "xml"', "one of"),
+            ('runner = "python"', "runner 'python' needs a 'function'"),
+            ('runner = "python"\nfunction = "no_colon"', "'module:callable'"),
+        ],
+    )
+    def test_a_bad_option_is_named_with_its_problem(
+        self, write_profiles, body, problem
+    ):
+        message = load_error(write_profiles(f"[profiles.mine]\n{body}\n"))
+
+        assert "profiles.toml: profile 'mine'" in message
+        assert problem in message
+
+    def test_a_runner_that_cannot_be_built_stops_the_start(self, write_profiles):
+        text = (
+            '[profiles.mine]\nrunner = "http"\nurl = "http://127.0.0.1:9/"\n'
+            'headers = { Authorization = "Bearer typed-into-the-file" }\n'
+        )
+
+        message = load_error(write_profiles(text))
+
+        assert "profiles.toml: profile 'mine', agent 'explore': " in message
+        assert "Authorization" in message
+        assert "typed-into-the-file" not in message
+
+
+class TestPythonFunctions:
+    def write_module(self, folder: Path, name: str, source: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.py").write_text(source)
+
+    async def test_a_function_is_imported_from_the_profile_python_path(
+        self, write_profiles, tmp_path, progress, make_context
+    ):
+        module = f"steps_{tmp_path.name.replace('-', '_')}"
+        source = "def run(context):\n    return {'step': context.step_id}\n"
+        self.write_module(tmp_path / "config" / "mine", module, source)
+        text = (
+            "[profiles.py]\n"
+            'runner = "python"\n'
+            f'function = "{module}:run"\n'
+            'python_path = ["./mine"]\n'
+        )
+
+        runner = ProfileRegistry.load(write_profiles(text)).runner_for("py", "docs")
+        result = await runner.run(make_context(), progress)
+
+        assert result.output == {"step": "build-api"}
+
+    def test_a_module_that_cannot_be_imported_stops_the_start(self, write_profiles):
+        text = '[profiles.py]\nrunner = "python"\nfunction = "no_such_module_x:run"\n'
+
+        message = load_error(write_profiles(text))
+
+        assert "profile 'py': cannot import 'no_such_module_x:run'" in message
+        assert "ModuleNotFoundError" in message
+
+    def test_a_name_that_is_not_callable_is_refused(self, write_profiles, tmp_path):
+        module = f"values_{tmp_path.name.replace('-', '_')}"
+        self.write_module(tmp_path / "config", module, "LIMIT = 3\n")
+        text = (
+            f'[profiles.py]\nrunner = "python"\nfunction = "{module}:LIMIT"\n'
+            'python_path = ["."]\n'
+        )
+
+        message = load_error(write_profiles(text))
+
+        assert f"'{module}:LIMIT' is not callable" in message
+
+
+class TestRunnerCaps:
+    def test_agents_share_the_profile_pool_unless_they_set_their_own(
+        self, write_profiles
+    ):
+        registry = ProfileRegistry.load(write_profiles(MIXED))
+
+        shared = registry.slots_for("mixed", "explore")
+        assert shared is not None and shared.capacity == 2
+        assert registry.slots_for("mixed", "docs") is shared
+        own = registry.slots_for("mixed", "reviewer")
+        assert own is not None and own is not shared and own.capacity == 1
+
+    def test_an_agent_on_another_runner_does_not_take_the_profile_cap(
+        self, write_profiles
+    ):
+        registry = ProfileRegistry.load(write_profiles(MIXED))
+
+        assert registry.slots_for("mixed", "builder") is None
+        assert registry.slots_for("simulated", "builder") is None

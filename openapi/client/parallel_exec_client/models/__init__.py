@@ -1,6 +1,7 @@
 """Contains all the data models used in inputs/outputs"""
 
 from .agent import Agent
+from .budget import Budget
 from .error_body import ErrorBody
 from .error_detail import ErrorDetail
 from .error_detail_details import ErrorDetailDetails
@@ -9,6 +10,7 @@ from .event_read import EventRead
 from .event_read_data import EventReadData
 from .event_type import EventType
 from .execution_config import ExecutionConfig
+from .execution_config_state_merge import ExecutionConfigStateMerge
 from .execution_create import ExecutionCreate
 from .execution_page import ExecutionPage
 from .execution_read import ExecutionRead
@@ -17,6 +19,7 @@ from .execution_result_runs_by_status import ExecutionResultRunsByStatus
 from .execution_result_steps_by_status import ExecutionResultStepsByStatus
 from .execution_status import ExecutionStatus
 from .health_live_response_health_live import HealthLiveResponseHealthLive
+from .merge_rule import MergeRule
 from .mode import Mode
 from .plan_input import PlanInput
 from .plan_read import PlanRead
@@ -28,6 +31,7 @@ from .run_read import RunRead
 from .run_read_details_type_0 import RunReadDetailsType0
 from .run_status import RunStatus
 from .state_entry_read import StateEntryRead
+from .state_writer_read import StateWriterRead
 from .step_read import StepRead
 from .step_spec import StepSpec
 from .step_status import StepStatus
@@ -35,6 +39,7 @@ from .task_type import TaskType
 
 __all__ = (
     "Agent",
+    "Budget",
     "ErrorBody",
     "ErrorDetail",
     "ErrorDetailDetails",
@@ -43,6 +48,7 @@ __all__ = (
     "EventReadData",
     "EventType",
     "ExecutionConfig",
+    "ExecutionConfigStateMerge",
     "ExecutionCreate",
     "ExecutionPage",
     "ExecutionRead",
@@ -51,6 +57,7 @@ __all__ = (
     "ExecutionResultStepsByStatus",
     "ExecutionStatus",
     "HealthLiveResponseHealthLive",
+    "MergeRule",
     "Mode",
     "PlanInput",
     "PlanRead",
@@ -62,6 +69,7 @@ __all__ = (
     "RunReadDetailsType0",
     "RunStatus",
     "StateEntryRead",
+    "StateWriterRead",
     "StepRead",
     "StepSpec",
     "StepStatus",

@@ -3,6 +3,7 @@ from enum import StrEnum
 
 class EventType(StrEnum):
     EXECUTION_ACCEPTED = "execution.accepted"
+    EXECUTION_BUDGET_EXCEEDED = "execution.budget_exceeded"
     EXECUTION_FINISHED = "execution.finished"
     EXECUTION_INTERRUPTED = "execution.interrupted"
     EXECUTION_PLANNED = "execution.planned"
@@ -10,6 +11,7 @@ class EventType(StrEnum):
     EXECUTION_STARTED = "execution.started"
     PHASE_FINISHED = "phase.finished"
     PHASE_STARTED = "phase.started"
+    STATE_CONFLICT = "state.conflict"
     STATE_UPDATED = "state.updated"
     STEP_CANCELLED = "step.cancelled"
     STEP_FAILED = "step.failed"

@@ -9,6 +9,8 @@ from ..models.mode import Mode
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.budget import Budget
+    from ..models.execution_config_state_merge import ExecutionConfigStateMerge
     from ..models.retry_policy import RetryPolicy
 
 
@@ -20,6 +22,7 @@ class ExecutionConfig:
     """How to plan and run a task; omitted fields take the server's defaults.
 
     Attributes:
+        budget (Budget | None | Unset): Tokens and/or cost after which no step starts.
         dry_run (bool | Unset): Plan and store, run nothing. Default: False.
         execution_timeout_s (float | None | Unset):
         fail_fast (bool | Unset): Stop everything at the first failed step. Default: True.
@@ -29,9 +32,12 @@ class ExecutionConfig:
         profile (None | str | Unset):
         retry (None | RetryPolicy | Unset): Retry policy of every step that does not set its own; null or absent for the
             server's default policy.
+        state_merge (ExecutionConfigStateMerge | Unset): The merge rule of shared-state keys: replace (the default for
+            any key not named) or append.
         step_timeout_s (float | None | Unset):
     """
 
+    budget: Budget | None | Unset = UNSET
     dry_run: bool | Unset = False
     execution_timeout_s: float | None | Unset = UNSET
     fail_fast: bool | Unset = True
@@ -40,10 +46,20 @@ class ExecutionConfig:
     parallel: bool | Unset = True
     profile: None | str | Unset = UNSET
     retry: None | RetryPolicy | Unset = UNSET
+    state_merge: ExecutionConfigStateMerge | Unset = UNSET
     step_timeout_s: float | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.budget import Budget  # noqa: PLC0415
         from ..models.retry_policy import RetryPolicy  # noqa: PLC0415
+
+        budget: dict[str, Any] | None | Unset
+        if isinstance(self.budget, Unset):
+            budget = UNSET
+        elif isinstance(self.budget, Budget):
+            budget = self.budget.to_dict()
+        else:
+            budget = self.budget
 
         dry_run = self.dry_run
 
@@ -81,6 +97,10 @@ class ExecutionConfig:
         else:
             retry = self.retry
 
+        state_merge: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.state_merge, Unset):
+            state_merge = self.state_merge.to_dict()
+
         step_timeout_s: float | None | Unset
         if isinstance(self.step_timeout_s, Unset):
             step_timeout_s = UNSET
@@ -90,6 +110,8 @@ class ExecutionConfig:
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
+        if budget is not UNSET:
+            field_dict["budget"] = budget
         if dry_run is not UNSET:
             field_dict["dry_run"] = dry_run
         if execution_timeout_s is not UNSET:
@@ -106,6 +128,8 @@ class ExecutionConfig:
             field_dict["profile"] = profile
         if retry is not UNSET:
             field_dict["retry"] = retry
+        if state_merge is not UNSET:
+            field_dict["state_merge"] = state_merge
         if step_timeout_s is not UNSET:
             field_dict["step_timeout_s"] = step_timeout_s
 
@@ -113,9 +137,29 @@ class ExecutionConfig:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.budget import Budget  # noqa: PLC0415
+        from ..models.execution_config_state_merge import ExecutionConfigStateMerge  # noqa: PLC0415
         from ..models.retry_policy import RetryPolicy  # noqa: PLC0415
 
         d = dict(src_dict)
+
+        def _parse_budget(data: object) -> Budget | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                budget_type_0 = Budget.from_dict(data)
+
+                return budget_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Budget | None | Unset, data)
+
+        budget = _parse_budget(d.pop("budget", UNSET))
+
         dry_run = d.pop("dry_run", UNSET)
 
         def _parse_execution_timeout_s(data: object) -> float | None | Unset:
@@ -173,6 +217,13 @@ class ExecutionConfig:
 
         retry = _parse_retry(d.pop("retry", UNSET))
 
+        _state_merge = d.pop("state_merge", UNSET)
+        state_merge: ExecutionConfigStateMerge | Unset
+        if isinstance(_state_merge, Unset):
+            state_merge = UNSET
+        else:
+            state_merge = ExecutionConfigStateMerge.from_dict(_state_merge)
+
         def _parse_step_timeout_s(data: object) -> float | None | Unset:
             if data is None:
                 return data
@@ -183,6 +234,7 @@ class ExecutionConfig:
         step_timeout_s = _parse_step_timeout_s(d.pop("step_timeout_s", UNSET))
 
         execution_config = cls(
+            budget=budget,
             dry_run=dry_run,
             execution_timeout_s=execution_timeout_s,
             fail_fast=fail_fast,
@@ -191,6 +243,7 @@ class ExecutionConfig:
             parallel=parallel,
             profile=profile,
             retry=retry,
+            state_merge=state_merge,
             step_timeout_s=step_timeout_s,
         )
 

@@ -7,6 +7,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.execution_status import ExecutionStatus
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.execution_result_runs_by_status import ExecutionResultRunsByStatus
@@ -31,6 +32,10 @@ class ExecutionResult:
         status (ExecutionStatus):
         steps_by_status (ExecutionResultStepsByStatus):
         total_time_ms (int): Wall time from start to finish.
+        cost (float | None | Unset): Cost of the runs that reported one; null if none.
+        input_tokens (int | Unset): Input tokens of all runs. Default: 0.
+        output_tokens (int | Unset): Output tokens of all runs. Default: 0.
+        total_tokens (int | Unset):  Default: 0.
     """
 
     agent_time_ms: int
@@ -43,6 +48,10 @@ class ExecutionResult:
     status: ExecutionStatus
     steps_by_status: ExecutionResultStepsByStatus
     total_time_ms: int
+    cost: float | None | Unset = UNSET
+    input_tokens: int | Unset = 0
+    output_tokens: int | Unset = 0
+    total_tokens: int | Unset = 0
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +76,18 @@ class ExecutionResult:
 
         total_time_ms = self.total_time_ms
 
+        cost: float | None | Unset
+        if isinstance(self.cost, Unset):
+            cost = UNSET
+        else:
+            cost = self.cost
+
+        input_tokens = self.input_tokens
+
+        output_tokens = self.output_tokens
+
+        total_tokens = self.total_tokens
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -83,6 +104,14 @@ class ExecutionResult:
                 "total_time_ms": total_time_ms,
             }
         )
+        if cost is not UNSET:
+            field_dict["cost"] = cost
+        if input_tokens is not UNSET:
+            field_dict["input_tokens"] = input_tokens
+        if output_tokens is not UNSET:
+            field_dict["output_tokens"] = output_tokens
+        if total_tokens is not UNSET:
+            field_dict["total_tokens"] = total_tokens
 
         return field_dict
 
@@ -117,6 +146,21 @@ class ExecutionResult:
 
         total_time_ms = d.pop("total_time_ms")
 
+        def _parse_cost(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        cost = _parse_cost(d.pop("cost", UNSET))
+
+        input_tokens = d.pop("input_tokens", UNSET)
+
+        output_tokens = d.pop("output_tokens", UNSET)
+
+        total_tokens = d.pop("total_tokens", UNSET)
+
         execution_result = cls(
             agent_time_ms=agent_time_ms,
             critical_path_taken=critical_path_taken,
@@ -128,6 +172,10 @@ class ExecutionResult:
             status=status,
             steps_by_status=steps_by_status,
             total_time_ms=total_time_ms,
+            cost=cost,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=total_tokens,
         )
 
         execution_result.additional_properties = d

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.agent import Agent
 from ..models.run_status import RunStatus
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.run_read_details_type_0 import RunReadDetailsType0
@@ -33,6 +34,9 @@ class RunRead:
         started_at (datetime.datetime):
         status (RunStatus):
         step_id (str):
+        cost (float | None | Unset):
+        input_tokens (int | None | Unset):
+        output_tokens (int | None | Unset):
     """
 
     agent: Agent
@@ -47,6 +51,9 @@ class RunRead:
     started_at: datetime.datetime
     status: RunStatus
     step_id: str
+    cost: float | None | Unset = UNSET
+    input_tokens: int | None | Unset = UNSET
+    output_tokens: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +94,24 @@ class RunRead:
 
         step_id = self.step_id
 
+        cost: float | None | Unset
+        if isinstance(self.cost, Unset):
+            cost = UNSET
+        else:
+            cost = self.cost
+
+        input_tokens: int | None | Unset
+        if isinstance(self.input_tokens, Unset):
+            input_tokens = UNSET
+        else:
+            input_tokens = self.input_tokens
+
+        output_tokens: int | None | Unset
+        if isinstance(self.output_tokens, Unset):
+            output_tokens = UNSET
+        else:
+            output_tokens = self.output_tokens
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -105,6 +130,12 @@ class RunRead:
                 "step_id": step_id,
             }
         )
+        if cost is not UNSET:
+            field_dict["cost"] = cost
+        if input_tokens is not UNSET:
+            field_dict["input_tokens"] = input_tokens
+        if output_tokens is not UNSET:
+            field_dict["output_tokens"] = output_tokens
 
         return field_dict
 
@@ -178,6 +209,33 @@ class RunRead:
 
         step_id = d.pop("step_id")
 
+        def _parse_cost(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        cost = _parse_cost(d.pop("cost", UNSET))
+
+        def _parse_input_tokens(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        input_tokens = _parse_input_tokens(d.pop("input_tokens", UNSET))
+
+        def _parse_output_tokens(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        output_tokens = _parse_output_tokens(d.pop("output_tokens", UNSET))
+
         run_read = cls(
             agent=agent,
             attempt=attempt,
@@ -191,6 +249,9 @@ class RunRead:
             started_at=started_at,
             status=status,
             step_id=step_id,
+            cost=cost,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
 
         run_read.additional_properties = d
