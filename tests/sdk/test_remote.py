@@ -94,6 +94,9 @@ class TestRemoteExecutor:
             execution_timeout_s=60,
             profile="simulated",
             retry={"max_attempts": 2, "retry_on": ["failed"]},
+            max_tokens=5000,
+            max_cost=2.5,
+            state_merge={"findings": "append"},
         )
         async with ParallelAgentExecutor(served.url, api_key=API_KEY) as executor:
             execution = await executor.submit(
@@ -115,6 +118,8 @@ class TestRemoteExecutor:
             "execution_timeout_s": 60.0,
             "profile": "simulated",
             "retry": report.execution.config.retry.model_dump(mode="json"),
+            "budget": {"max_tokens": 5000, "max_cost": 2.5},
+            "state_merge": {"findings": "append"},
         }
         assert report.execution.config.retry.max_attempts == 2
         assert report.execution.config.retry.retry_on == ["failed"]
