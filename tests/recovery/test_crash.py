@@ -113,6 +113,41 @@ class TestSigkill:
         ]
 
 
+class TestResumeKeepsStateAndUsage:
+    async def test_shared_state_tokens_and_the_budget_carry_over_a_kill(
+        self, processes: Processes, tmp_path: Path
+    ) -> None:
+        agent_pid = tmp_path / "agent.pid"
+        used = {"input_tokens": 300, "output_tokens": 100}
+        body = plan(
+            step("first", state={"notes": "first"}, usage=used),
+            step(
+                "slow",
+                ["first"],
+                state={"notes": "slow"},
+                usage=used,
+                on_attempt={"1": {"sleep": 120, "pid_file": str(agent_pid)}},
+            ),
+            step("last", ["slow"], usage=used),
+            state_merge={"notes": "append"},
+            budget={"max_tokens": 700},
+            fail_fast=False,
+        )
+
+        created, again = await killed_and_restarted(processes, body, agent_pid)
+        execution = await again.wait_finished(created["id"])
+
+        # 400 tokens before the kill and 400 after: over 700 after "slow"
+        assert execution["status"] == "partial", execution
+        assert execution["reason"] == "budget exceeded: 800 tokens used of 700"
+        assert execution["result"]["total_tokens"] == 800
+        [notes] = await again.get(f"/executions/{created['id']}/state")
+        assert notes["value"] == ["first", "slow"]
+        assert notes["version"] == 2
+        assert [w["step_id"] for w in notes["writers"]] == ["first", "slow"]
+        assert notes["writers"][1]["attempt"] == 2
+
+
 class TestResumeKeepsItsWord:
     async def test_a_retry_wait_cut_by_a_kill_is_waited_out_after_the_restart(
         self, processes: Processes, tmp_path: Path
