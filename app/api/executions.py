@@ -99,7 +99,7 @@ async def create_execution(
     if _wants_text(request) and execution.plan is not None:
         text = f"execution {execution.id} {execution.status.value}\n"
         return PlainTextResponse(
-            text + execution.plan.description, status_code, headers=headers
+            text + execution.plan.description + "\n", status_code, headers=headers
         )
     response.status_code = status_code
     response.headers.update(headers)

@@ -809,7 +809,7 @@ class ExecutionLoop:
         if spent is not None and self._spent is None:
             self._spent = spent
             self._budget_spent_event.set()
-            logger.warning("execution.budget_exceeded", extra={"reason": spent})
+            logger.info("execution.budget_exceeded", extra={"reason": spent})
             self._wake.set()
         if status == StepStatus.succeeded:
             self.outputs[step.id] = output
@@ -1138,7 +1138,7 @@ def usage_totals(records: list[RunRecord]) -> Usage:
     return Usage(
         input_tokens=sum(usage.input_tokens for usage in used),
         output_tokens=sum(usage.output_tokens for usage in used),
-        cost=round(sum(costs), 10) if costs else None,
+        cost=round(sum(costs), 12) if costs else None,
     )
 
 
@@ -1158,6 +1158,9 @@ def _checked_usage(usage: Any) -> Usage | None:
     is_number = isinstance(cost, int | float) and not isinstance(cost, bool)
     if cost is not None and not (is_number and math.isfinite(cost) and cost >= 0):
         raise RunFailed("usage cost must be a finite number of at least 0")
+    if cost is not None:
+        # sums of prices per million carry float noise: 0.0012000000000000001
+        usage = Usage(usage.input_tokens, usage.output_tokens, round(cost, 12))
     return usage
 
 

@@ -88,6 +88,11 @@ class ExecutionConfig(BaseModel):
         "for any key not named) or append.",
     )
 
+    @field_validator("state_merge", mode="before")
+    @classmethod
+    def no_rules_when_null(cls, rules: Any) -> Any:
+        return {} if rules is None else rules
+
 
 class PlanInput(BaseModel):
     """An explicit plan: the planner is skipped and the steps are only checked."""

@@ -307,7 +307,9 @@ class CommandRunner:
         if self._reads_cli():
             return _cli_outcome(returncode, streams)
         if returncode != 0:
-            raise _exit_failure(returncode, streams.stderr_tail())
+            failure = _exit_failure(returncode, streams.stderr_tail())
+            failure.usage = self._usage_left_behind(workdir, streams)
+            raise failure
 
         result = _read_result_file(workdir / RESULT_FILE_NAME, self.max_output_bytes)
         if result is None:
@@ -320,6 +322,18 @@ class CommandRunner:
             }
             return StepResult(output=output)
         return _result_from_object(result)
+
+    def _usage_left_behind(self, workdir: Path, streams: "_Streams") -> Usage | None:
+        """What a failed run reported it used, so that its tokens are counted."""
+        try:
+            result = _read_result_file(
+                workdir / RESULT_FILE_NAME, self.max_output_bytes
+            )
+            if result is None:
+                result = _json_object(streams.stdout.last_line)
+            return _reported_usage((result or {}).get("usage"))
+        except RunFailed:
+            return None  # the exit code says more than a broken result would
 
 
 class _StdoutCollector:

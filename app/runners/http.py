@@ -117,19 +117,25 @@ class HttpRunner:
                 "http.reply",
                 extra={"peer": web.peer, "status": response.status_code},
             )
-            kind = media_type(response)
-            if kind == _JSON:
-                return await _json_reply(web, response)
-            if kind == _NDJSON:
-                return await _streamed_reply(web, web.lines(response), "line")
-            if kind == _SSE:
-                return await _streamed_reply(web, web.events(response), "event")
-            body = await web.read_body(response)
-            raise web.failure(
-                f"the reply from {web.peer} has Content-Type '{kind}', not one of "
-                f"{ACCEPT}: {web.preview(body)}",
-                content_type=kind,
-            )
+            result = await _reply(web, response)
+        return web.cleaned(result)
+
+
+async def _reply(web: WebClient, response: httpx.Response) -> StepResult:
+    """The result a reply holds, read as its Content-Type says."""
+    kind = media_type(response)
+    if kind == _JSON:
+        return await _json_reply(web, response)
+    if kind == _NDJSON:
+        return await _streamed_reply(web, web.lines(response), "line")
+    if kind == _SSE:
+        return await _streamed_reply(web, web.events(response), "event")
+    body = await web.read_body(response)
+    raise web.failure(
+        f"the reply from {web.peer} has Content-Type '{kind}', not one of "
+        f"{ACCEPT}: {web.preview(body)}",
+        content_type=kind,
+    )
 
 
 async def _json_reply(web: WebClient, response: httpx.Response) -> StepResult:

@@ -150,7 +150,7 @@ class OpenAIRunner:
                     text, usage = await _read_stream(web, web.events(response))
                 else:
                     text, usage = await _read_reply(web, response)
-                return StepResult(output=text, usage=self._usage(usage))
+                return web.cleaned(StepResult(output=text, usage=self._usage(usage)))
             except _BadReply as exc:
                 raise web.failure(_bad_reply_message(web, exc)) from None
             except _ReportedError as exc:

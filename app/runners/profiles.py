@@ -112,6 +112,22 @@ _RELATIVE_PREFIXES = ("./", "../")
 _MAX_TIME_SCALE = 100.0
 _MAX_SECONDS = 7 * 24 * 3600
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+# headers a web runner or HTTP itself sets: a profile cannot override them
+_RUNNER_HEADERS = {
+    "accept",
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "expect",
+    "host",
+    "idempotency-key",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+}
+_FUNCTION_PROFILE_PREFIX = "python."
 _AGENTS = [agent.value for agent in Agent]
 
 
@@ -342,6 +358,10 @@ class _ProfilesParser:
             self._fail(where, "the built-in profile cannot be redefined")
         if not _PROFILE_NAME.match(name):
             self._fail(where, "a name takes letters, digits, '.', '_' and '-' (max 64)")
+        if name.startswith(_FUNCTION_PROFILE_PREFIX):
+            self._fail(
+                where, "names starting 'python.' are kept for in-process functions"
+            )
         table = self._table(table, where, "the profile")
         self._check_keys(table, _PROFILE_KEYS, where)
 
@@ -353,7 +373,17 @@ class _ProfilesParser:
         options = self._options(table, where)
         default = self._spec(table["runner"], options, where)
         agents = self._agents(table.get("agents", {}), table, options, where)
+        kinds = {default.kind} | {spec.kind for spec in agents.values()}
+        self._check_fit(options, kinds, where)
         return Profile(name, description, default, agents)
+
+    def _check_fit(self, options: dict[str, Any], kinds: set[str], where: str) -> None:
+        """Refuse an option that none of these runners takes: it would do nothing."""
+        for key in options:
+            if key in _LIMIT_OPTIONS or any(key in RUNNER_OPTIONS[k] for k in kinds):
+                continue
+            runners = " or ".join(f"'{kind}'" for kind in sorted(kinds))
+            self._fail(where, f"'{key}' is not an option of runner {runners}")
 
     def _agents(
         self, tables: Any, profile: dict[str, Any], options: dict[str, Any], where: str
@@ -374,6 +404,8 @@ class _ProfilesParser:
                 if key in options and key in own:
                     merged[key] = {**options[key], **own[key]}
             runner = table.get("runner", profile["runner"])
+            if runner in RUNNER_OPTIONS:
+                self._check_fit(own, {runner}, agent_where)
             pool = agent if "max_concurrent" in own else "*"
             if runner != profile["runner"] and "max_concurrent" not in own:
                 merged.pop("max_concurrent", None)  # the profile's cap is its runner's
@@ -407,14 +439,14 @@ class _ProfilesParser:
             "python_path": self._folders,
             "url": self._url,
             "base_url": self._url,
-            "headers": self._strings,
+            "headers": self._headers,
             "api_key_env": self._variable_name,
             "model": self._text,
             "system_prompt": self._text,
             "parameters": self._parameters,
             "prices": self._prices,
             "stream": self._flag,
-            "request_timeout_seconds": self._seconds,
+            "request_timeout_seconds": self._positive_seconds,
             "max_retries": self._count,
             "backoff_seconds": self._seconds,
             "max_backoff_seconds": self._seconds,
@@ -441,6 +473,17 @@ class _ProfilesParser:
             if not isinstance(text, str):
                 self._wrong(what, f"values must be strings ('{name}' is not)")
         return dict(value)
+
+    def _headers(self, value: Any, what: str) -> dict[str, str]:
+        headers = self._strings(value, what)
+        for name, text in headers.items():
+            if not _HEADER_NAME.match(name):
+                self._wrong(what, f"'{name}' is not a header name")
+            if name.lower() in _RUNNER_HEADERS:
+                self._wrong(what, f"cannot set {name}: the runner sets it")
+            if not text.isprintable():
+                self._wrong(what, f"'{name}' holds a line break or control character")
+        return headers
 
     def _result_format(self, value: Any, what: str) -> str:
         if value not in RESULT_FORMATS:
@@ -472,6 +515,8 @@ class _ProfilesParser:
         parts = urlsplit(value) if isinstance(value, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             self._wrong(what, "must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            self._wrong(what, "must not hold a user or password: use api_key_env")
         return value
 
     def _variable_name(self, value: Any, what: str) -> str:
@@ -515,6 +560,13 @@ class _ProfilesParser:
     def _seconds(self, value: Any, what: str) -> float:
         if not _is_number(value) or not 0 <= value <= _MAX_SECONDS:
             self._wrong(what, f"must be a number of seconds from 0 to {_MAX_SECONDS}")
+        return float(value)
+
+    def _positive_seconds(self, value: Any, what: str) -> float:
+        if not _is_number(value) or not 0 < value <= _MAX_SECONDS:
+            self._wrong(
+                what, f"must be a number of seconds above 0, at most {_MAX_SECONDS}"
+            )
         return float(value)
 
     def _count(self, value: Any, what: str) -> int:

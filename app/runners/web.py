@@ -19,7 +19,8 @@ A ``WebClient`` carries one run's exchange with one URL:
   ``max_output_bytes`` fails the run without being read whole; progress lines
   are cut to ``max_log_line_bytes``.
 - secrets: the secret values of a run (its API key) are replaced by ``***`` in
-  every progress line, error message and detail the client produces. A key is
+  every progress line, error message and detail the client produces, and in
+  the output and state updates of the result (``cleaned``). A key is
   read from the environment at run time and sent only as
   ``Authorization: Bearer <key>``; no header is ever logged.
 
@@ -45,7 +46,7 @@ from typing import Any
 
 import httpx
 
-from app.runners.base import Progress, RunFailed
+from app.runners.base import Progress, RunFailed, StepResult
 
 logger = logging.getLogger(__name__)
 
@@ -270,6 +271,17 @@ class WebClient:
 
     def preview(self, body: bytes | str) -> str:
         return preview(body, self.secrets)
+
+    def cleaned(self, result: StepResult) -> StepResult:
+        """The result with the run's secrets removed from its output and state."""
+        if not self.secrets:
+            return result
+        state = {
+            redact(key, self.secrets): redact_value(value, self.secrets)
+            for key, value in result.state_updates.items()
+        }
+        output = redact_value(result.output, self.secrets)
+        return StepResult(output=output, state_updates=state, usage=result.usage)
 
     @asynccontextmanager
     async def post(

@@ -64,6 +64,9 @@ def main() -> int:
         sys.stderr.buffer.write(script["raw_stderr"].encode("latin-1"))
         sys.stderr.buffer.flush()
     if script.get("exit"):
+        if "usage" in script:  # what a failing agent used is counted too
+            with open(os.environ["PX_RESULT_FILE"], "w") as file:
+                json.dump({"usage": script["usage"]}, file)
         print(script.get("stderr", "scripted failure"), file=sys.stderr)
         return script["exit"]
 

@@ -45,6 +45,19 @@ class TestUsage:
         assert result["total_tokens"] == 615
         assert result["cost"] == 0.25
 
+    async def test_costs_add_up_without_float_noise(self, service: Service) -> None:
+        body = scripted(
+            step("a", usage={"cost": 0.1}),
+            step("b", usage={"cost": 0.2}),
+            step("c", usage={"cost": 0.0012000000000000001}),
+        )
+
+        execution = await service.run("Build", **body)
+
+        runs = await runs_by_step(service, execution["id"])
+        assert runs["c"]["cost"] == 0.0012
+        assert execution["result"]["cost"] == 0.3012
+
     async def test_without_usage_the_totals_are_zero_and_the_cost_null(
         self, service: Service
     ) -> None:
@@ -125,6 +138,28 @@ class TestBudgets:
         assert "after" not in runs
         assert execution["reason"] == "budget exceeded: cost 2 of 1.5"
         assert execution["result"]["cost"] == 2.0
+
+    async def test_the_tokens_of_a_failed_run_count_against_the_budget(
+        self, service: Service
+    ) -> None:
+        body = scripted(
+            step("broke", exit=3, usage=USED),
+            step("next", ["broke"]),
+            step("other"),
+            step("after-other", ["other"]),
+            budget={"max_tokens": 500},
+            fail_fast=False,
+            max_parallel=1,
+        )
+
+        execution = await service.run("Build", **body)
+
+        runs = await runs_by_step(service, execution["id"])
+        assert runs["broke"]["status"] == "failed"
+        assert runs["broke"]["input_tokens"] == 400
+        assert execution["result"]["total_tokens"] == 600
+        assert execution["reason"] == "budget exceeded: 600 tokens used of 500"
+        assert "after-other" not in runs
 
     async def test_a_budget_not_reached_changes_nothing(self, service: Service) -> None:
         body = scripted(

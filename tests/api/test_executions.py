@@ -329,6 +329,7 @@ class TestTextPreview:
         assert response.headers["content-type"].startswith("text/plain")
         assert "planned" in response.text.splitlines()[0]
         assert "Phase 1 (3 steps in parallel)" in response.text
+        assert response.text.endswith("\n") and not response.text.endswith("\n\n")
 
 
 class TestCancelRace:

@@ -112,6 +112,15 @@ class TestReplaceConflicts:
 
 
 class TestMergeRulesAreChecked:
+    async def test_null_rules_mean_none(self, service: Service) -> None:
+        response = await service.client.post(
+            "/executions",
+            json={"task": "Build it", "config": {"dry_run": True, "state_merge": None}},
+        )
+
+        assert response.status_code == 201, response.text
+        assert response.json()["config"]["state_merge"] == {}
+
     @pytest.mark.parametrize(
         "state_merge",
         [{"notes": "prepend"}, {"": "append"}, {"x" * 201: "append"}, ["append"]],

@@ -396,6 +396,29 @@ class TestResult:
 
 
 class TestUsage:
+    async def test_a_failed_run_keeps_the_usage_it_reported(
+        self, make_runner, make_context, progress
+    ):
+        usage = {"input_tokens": 777, "output_tokens": 1}
+        instructions = f"result-file {json.dumps({'usage': usage})}\nexit 3"
+
+        with pytest.raises(RunFailed) as failure:
+            await run_agent(make_runner, make_context, progress, instructions)
+
+        assert failure.value.details["exit_code"] == 3
+        assert failure.value.usage == Usage(input_tokens=777, output_tokens=1)
+
+    async def test_a_failed_run_with_a_broken_result_has_no_usage(
+        self, make_runner, make_context, progress
+    ):
+        instructions = "result-file not json\nexit 3"
+
+        with pytest.raises(RunFailed) as failure:
+            await run_agent(make_runner, make_context, progress, instructions)
+
+        assert failure.value.message == "command exited with code 3"
+        assert failure.value.usage is None
+
     async def test_a_usage_key_gives_the_usage_beside_output_and_state(
         self, make_runner, make_context, progress
     ):

@@ -434,6 +434,22 @@ class TestHttpSecrets:
         assert "has no 'output'" in failure.value.message
         assert SECRET not in everything_reported(failure.value, progress)
 
+    async def test_a_key_echoed_in_the_output_and_state_is_removed(
+        self, peer, make_runner, make_context, progress, with_key
+    ):
+        peer.script(
+            result_reply(
+                {"said": f"called with {SECRET}"},
+                state_updates={"auth": [SECRET], f"key-{SECRET}": 1},
+            )
+        )
+
+        runner = make_runner(api_key_env=KEY_VARIABLE)
+        result = await runner.run(make_context(), progress)
+
+        assert result.output == {"said": "called with ***"}
+        assert result.state_updates == {"auth": ["***"], "key-***": 1}
+
     async def test_a_missing_key_variable_fails_naming_it_and_sends_nothing(
         self, peer, make_runner, make_context, progress, monkeypatch
     ):

@@ -407,6 +407,17 @@ class TestOpenAISecrets:
         assert "Bearer ***" in failure.value.details["body"]
         assert SECRET not in everything_reported(failure.value, progress)
 
+    async def test_a_key_echoed_in_the_answer_is_removed_from_the_output(
+        self, peer, make_runner, make_context, progress, with_key
+    ):
+        peer.script(completion_reply(f"the key is {SECRET}\nend"))
+
+        runner = make_runner(api_key_env=KEY_VARIABLE)
+        result = await runner.run(make_context(), progress)
+
+        assert result.output == "the key is ***\nend"
+        assert progress.lines == ["the key is ***", "end"]
+
     async def test_a_key_echoed_in_the_stream_is_removed(
         self, peer, make_runner, make_context, progress, with_key
     ):

@@ -406,8 +406,45 @@ class TestRunnersOfEveryKind:
                 "'api_key_env' must name an environment variable",
             ),
             ('runner = "http"\nurl = "http://h"\nmax_retries = -1', "0 to 20"),
+            (
+                'runner = "http"\nurl = "http://h"\nrequest_timeout_seconds = 0',
+                "'request_timeout_seconds' must be a number of seconds above 0",
+            ),
             ('runner = "simulated"\nmax_concurrent = 0', "from 1 to 1000"),
             ('runner = "command"\ncommand = ["x"]\nresult_format = "xml"', "one of"),
+            (
+                'runner = "http"\nurl = "http://127.0.0.1:9/"\n'
+                'headers = { "Content-Length" = "5" }',
+                "cannot set Content-Length: the runner sets it",
+            ),
+            (
+                'runner = "http"\nurl = "http://127.0.0.1:9/"\n'
+                'headers = { Host = "elsewhere" }',
+                "cannot set Host",
+            ),
+            (
+                'runner = "http"\nurl = "http://127.0.0.1:9/"\n'
+                'headers = { X-A = "a\\r\\nX-B: b" }',
+                "'X-A' holds a line break or control character",
+            ),
+            (
+                'runner = "http"\nurl = "http://127.0.0.1:9/"\n'
+                'headers = { "X A" = "b" }',
+                "'X A' is not a header name",
+            ),
+            (
+                'runner = "http"\nurl = "http://user:pw@127.0.0.1:9/"',
+                "must not hold a user or password",
+            ),
+            (
+                'runner = "http"\nurl = "http://127.0.0.1:9/"\nsystem_prompt = "x"',
+                "'system_prompt' is not an option of runner 'http'",
+            ),
+            (
+                'runner = "openai"\nbase_url = "http://h/v1"\nmodel = "m"\n'
+                'headers = { X-Team = "core" }',
+                "'headers' is not an option of runner 'openai'",
+            ),
             ('runner = "python"', "runner 'python' needs a 'function'"),
             ('runner = "python"\nfunction = "no_colon"', "'module:callable'"),
         ],
@@ -420,17 +457,19 @@ class TestRunnersOfEveryKind:
         assert "profiles.toml: profile 'mine'" in message
         assert problem in message
 
-    def test_a_runner_that_cannot_be_built_stops_the_start(self, write_profiles):
-        text = (
-            '[profiles.mine]\nrunner = "http"\nurl = "http://127.0.0.1:9/"\n'
-            'headers = { Authorization = "Bearer typed-into-the-file" }\n'
-        )
+    def test_an_agent_option_its_runner_does_not_take_is_refused(self, write_profiles):
+        text = MIXED + '\n[profiles.mixed.agents.docs]\ncommand = ["x"]\n'
 
         message = load_error(write_profiles(text))
 
-        assert "profiles.toml: profile 'mine', agent 'explore': " in message
-        assert "Authorization" in message
-        assert "typed-into-the-file" not in message
+        assert "agent 'docs': 'command' is not an option of runner 'openai'" in message
+
+    def test_names_kept_for_in_process_functions_are_refused(self, write_profiles):
+        message = load_error(
+            write_profiles('[profiles."python.mine"]\nrunner = "simulated"')
+        )
+
+        assert "names starting 'python.' are kept for in-process functions" in message
 
 
 class TestPythonFunctions:
