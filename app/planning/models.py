@@ -133,7 +133,8 @@ class StepSpec(BaseModel):
     agent: Agent
     title: Text = Field(default="", max_length=200)
     instructions: Text = Field(default="", max_length=20_000)
-    depends_on: list[StepId] = Field(default_factory=list, max_length=500)
+    # at most every other step: PX_MAX_PLAN_STEPS bounds it, this bounds parsing
+    depends_on: list[StepId] = Field(default_factory=list, max_length=100_000)
     estimate_ms: StrictInt | None = Field(default=None, ge=0, le=7 * 24 * 3600 * 1000)
     timeout_s: StrictFloat | None = Field(default=None, gt=0)
     retry: RetryPolicy | None = Field(

@@ -27,6 +27,12 @@ async def count_executions(service: Service) -> int:
     return (await service.client.get("/executions")).json()["total"]
 
 
+def without_status(steps: list[dict]) -> list[dict]:
+    return [
+        {key: value for key, value in step.items() if key != "status"} for step in steps
+    ]
+
+
 class TestIdempotencyKey:
     async def test_the_same_key_and_body_return_the_first_execution(
         self, service: Service
@@ -37,7 +43,10 @@ class TestIdempotencyKey:
         assert again["status"] == 200
         assert again["replayed"] == "true"
         assert again["body"]["id"] == first["body"]["id"]
-        assert again["body"]["plan"]["steps"] == first["body"]["plan"]["steps"]
+        # the execution runs meanwhile: step statuses may have moved on
+        assert without_status(again["body"]["plan"]["steps"]) == without_status(
+            first["body"]["plan"]["steps"]
+        )
         assert await count_executions(service) == 1
 
     async def test_the_same_request_written_differently_is_the_same_request(
