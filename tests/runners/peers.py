@@ -20,6 +20,25 @@ from typing import Any
 
 PATIENCE_SECONDS = 60.0  # catches a hang; measures nothing
 STAND_IN_MODEL = "stand-in-model"
+SECRET = "sk-test-SECRET-123"  # a key distinctive enough to search for
+
+
+def runner_options(**overrides: Any) -> dict[str, Any]:
+    """A web runner's options for the tests: quick retries, roomy limits."""
+    from app.runners.web import WebRetry
+
+    return {
+        "retry": WebRetry(max_retries=2, backoff_s=0.01),
+        "request_timeout_s": 30.0,
+        "max_output_bytes": 64 * 1024,
+        "max_log_line_bytes": 4096,
+        **overrides,
+    }
+
+
+def everything_reported(failure: Any, progress: Any) -> str:
+    """All the text a failed run leaves behind: message, details, progress."""
+    return "\n".join([failure.message, json.dumps(failure.details), *progress.lines])
 
 
 @dataclass(frozen=True)

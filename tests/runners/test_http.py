@@ -1,25 +1,25 @@
 import asyncio
-import json
 import logging
 
 import pytest
 
 from app.runners.base import RunFailed, Usage
 from app.runners.http import ACCEPT, HttpRunner
-from app.runners.web import WebRetry
 from tests.runners.peers import (
+    SECRET,
     WebhookPeer,
     echo_headers_reply,
+    everything_reported,
     json_reply,
     ndjson_reply,
     raw_reply,
     result_reply,
+    runner_options,
     sse_event,
     sse_reply,
     status_reply,
 )
 
-SECRET = "sk-test-SECRET-123"
 KEY_VARIABLE = "PX_TEST_WEBHOOK_KEY"
 
 
@@ -34,13 +34,7 @@ def make_runner(peer):
     """Build an http runner of the peer's /hook, with options that can be changed."""
 
     def make(**overrides) -> HttpRunner:
-        options = {
-            "retry": WebRetry(max_retries=2, backoff_s=0.01),
-            "request_timeout_s": 30.0,
-            "max_output_bytes": 64 * 1024,
-            "max_log_line_bytes": 4096,
-            **overrides,
-        }
+        options = runner_options(**overrides)
         return HttpRunner(peer.url("/hook"), **options)
 
     return make
@@ -49,11 +43,6 @@ def make_runner(peer):
 @pytest.fixture
 def with_key(monkeypatch):
     monkeypatch.setenv(KEY_VARIABLE, SECRET)
-
-
-def everything_reported(failure: RunFailed, progress) -> str:
-    """All the text a failed run leaves behind: message, details, progress."""
-    return "\n".join([failure.message, json.dumps(failure.details), *progress.lines])
 
 
 class TestHttpRequest:

@@ -1,5 +1,4 @@
 import asyncio
-import json
 
 import pytest
 
@@ -7,21 +6,22 @@ from app.planning.models import Agent
 from app.runners.base import RunFailed, Usage
 from app.runners.openai import OpenAIRunner, Price
 from app.runners.prompts import DEFAULT_SYSTEM_PROMPTS, system_prompt_for
-from app.runners.web import WebRetry
 from tests.runners.peers import (
+    SECRET,
     OpenAIPeer,
     chunk,
     completion,
     completion_reply,
     echo_headers_reply,
+    everything_reported,
     json_reply,
     raw_reply,
+    runner_options,
     sse_event,
     sse_reply,
     status_reply,
 )
 
-SECRET = "sk-test-SECRET-123"
 KEY_VARIABLE = "PX_TEST_MODEL_KEY"
 MODEL = "coder-7b"
 
@@ -37,13 +37,7 @@ def make_runner(peer):
     """Build an openai runner of the peer's /v1, with options that can be changed."""
 
     def make(**overrides) -> OpenAIRunner:
-        options = {
-            "retry": WebRetry(max_retries=2, backoff_s=0.01),
-            "request_timeout_s": 30.0,
-            "max_output_bytes": 64 * 1024,
-            "max_log_line_bytes": 4096,
-            **overrides,
-        }
+        options = runner_options(**overrides)
         return OpenAIRunner(peer.url("/v1"), MODEL, **options)
 
     return make
@@ -52,11 +46,6 @@ def make_runner(peer):
 @pytest.fixture
 def with_key(monkeypatch):
     monkeypatch.setenv(KEY_VARIABLE, SECRET)
-
-
-def everything_reported(failure: RunFailed, progress) -> str:
-    """All the text a failed run leaves behind: message, details, progress."""
-    return "\n".join([failure.message, json.dumps(failure.details), *progress.lines])
 
 
 class TestOpenAIRequest:
