@@ -16,12 +16,21 @@ from tests.runners.processes import read_pid, wait_until_gone
 pytestmark = pytest.mark.postgres
 
 QUICK_LEASES = {"PX_LEASE_SECONDS": "2", "PX_HEARTBEAT_SECONDS": "0.5"}
+# for tests where nobody dies: a busy machine must not pass for a dead owner
+STEADY_LEASES = {"PX_LEASE_SECONDS": "30", "PX_HEARTBEAT_SECONDS": "1"}
 
 
 @pytest.fixture
 async def pair(postgres_url: str, tmp_path: Path) -> AsyncIterator[Processes]:
     await _truncate(postgres_url)
     async for make in serve(postgres_url, tmp_path, QUICK_LEASES):
+        yield make
+
+
+@pytest.fixture
+async def steady_pair(postgres_url: str, tmp_path: Path) -> AsyncIterator[Processes]:
+    await _truncate(postgres_url)
+    async for make in serve(postgres_url, tmp_path, STEADY_LEASES):
         yield make
 
 
@@ -62,9 +71,9 @@ class TestLiveEventsAcrossProcesses:
 
 class TestSharingTheWork:
     async def test_executions_sent_to_either_process_each_run_every_step_once(
-        self, pair: Processes
+        self, steady_pair: Processes
     ) -> None:
-        first, second = await pair().start(), await pair().start()
+        first, second = await steady_pair().start(), await steady_pair().start()
         body = plan(step("a", numbered_lines=5), step("b"), step("c", ["a", "b"]))
         created = await asyncio.gather(
             *(process.submit(body) for process in [first, second] * 5)
@@ -80,9 +89,9 @@ class TestSharingTheWork:
             ]
 
     async def test_a_cancel_sent_to_the_other_process_stops_the_execution(
-        self, pair: Processes, tmp_path: Path
+        self, steady_pair: Processes, tmp_path: Path
     ) -> None:
-        runner, other = await pair().start(), await pair().start()
+        runner, other = await steady_pair().start(), await steady_pair().start()
         agent_pid = tmp_path / "agent.pid"
         created = await runner.submit(
             plan(step("slow", sleep=120, pid_file=str(agent_pid)))
