@@ -218,7 +218,7 @@ async def watchers(workload: Workload) -> dict[str, Any]:
         }
 
 
-async def dry_runs(_: Workload) -> dict[str, Any]:
+async def dry_runs() -> dict[str, Any]:
     """W7: dry-run POST /executions of the implement task, CONCURRENCY at once."""
     async with Service() as service:
         body = {"task": IMPLEMENT_TASK, "config": {"dry_run": True}}
@@ -348,13 +348,12 @@ def bench_settings(folder: Path):
 
 
 def run_one(workload_id: str, system: str) -> None:
-    workload = load()[workload_id if workload_id != "W6" else "W1"]
-    if workload_id == "W6":
-        result = asyncio.run(watchers(workload))
-    elif workload_id == "W7":
-        result = asyncio.run(dry_runs(workload))
+    if workload_id == "W7":  # not a graph: submits of the implement task
+        result = asyncio.run(dry_runs())
+    elif workload_id == "W6":  # watchers of a W1 execution
+        result = asyncio.run(watchers(load()["W1"]))
     else:
-        result = asyncio.run(measure(workload, system))
+        result = asyncio.run(measure(load()[workload_id], system))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     line = {"workload": workload_id, "system": system, **result}
     line["peak_rss_mb"] = round(peak_kb / 1024, 1)
