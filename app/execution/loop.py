@@ -221,6 +221,7 @@ class ExecutionLoop:
         self._state_writes = asyncio.Lock()  # one run's updates merged at a time
         self._spent: str | None = None  # why the budget stops new starts
         self._budget_spent_event = asyncio.Event()
+        self.used = Usage()  # the usage of the runs so far, kept as they end
         self.attempts = {step.id: 0 for step in self.steps}
         self.began = utcnow()
         self._stop: Stop | None = None
@@ -675,6 +676,7 @@ class ExecutionLoop:
         self.statuses.update(history.statuses)
         self.attempts.update(history.attempts)
         self.records.extend(history.records)
+        self.used = usage_totals(self.records)
         self.outputs.update(history.outputs)
         self.state.keep(Outcome(entries=history.state))
         self.last_error.update(history.last_error)
@@ -777,7 +779,8 @@ class ExecutionLoop:
         writer = Writer(step.id, run_id, attempt, finished_at)
         merged = self.state.merge(state_updates, writer, self.seen.get(step.id, {}))
         record = RunRecord(step.id, run_status, duration_ms, finished_at, usage)
-        spent = self._budget_spent([*self.records, record])
+        used = _added(self.used, usage)
+        spent = self._budget_spent(used)
         async with self.change() as change:
             await change.repository.finish_run(
                 run_id,
@@ -805,6 +808,7 @@ class ExecutionLoop:
                     EventType.execution_budget_exceeded, step.id, reason=spent
                 )
         self.records.append(record)
+        self.used = used
         self.state.keep(merged)
         if spent is not None and self._spent is None:
             self._spent = spent
@@ -917,12 +921,11 @@ class ExecutionLoop:
                 rule="the step later in the plan's order wins",
             )
 
-    def _budget_spent(self, records: list[RunRecord]) -> str | None:
+    def _budget_spent(self, totals: Usage) -> str | None:
         """Why the runs so far are over the execution's budget, if they are."""
         budget = self.config.budget
         if budget is None:
             return None
-        totals = usage_totals(records)
         over = []
         if budget.max_tokens is not None and totals.total_tokens > budget.max_tokens:
             over.append(f"{totals.total_tokens:,} tokens used of {budget.max_tokens:,}")
@@ -1129,6 +1132,18 @@ async def close_open_work(
         EventType.execution_finished, status=status.value, reason=reason, result=summary
     )
     row.owner, row.lease_expires_at = None, None  # after the fenced event
+
+
+def _added(total: Usage, usage: Usage | None) -> Usage:
+    """The total with one more run's usage in it."""
+    if usage is None:
+        return total
+    costs = [cost for cost in (total.cost, usage.cost) if cost is not None]
+    return Usage(
+        input_tokens=total.input_tokens + usage.input_tokens,
+        output_tokens=total.output_tokens + usage.output_tokens,
+        cost=round(sum(costs), 12) if costs else None,
+    )
 
 
 def usage_totals(records: list[RunRecord]) -> Usage:
