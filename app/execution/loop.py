@@ -38,7 +38,7 @@ import math
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
@@ -225,7 +225,8 @@ class ExecutionLoop:
         self.attempts = {step.id: 0 for step in self.steps}
         self.began = utcnow()
         self._stop: Stop | None = None
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # a step ended, or the loop was asked to stop
+        self._ended: deque[asyncio.Task[StepStatus]] = deque()  # steps to settle
         self._closing = False  # set once the loop has decided how it ends
         self._draining = False  # start nothing new; let running steps finish
         self._interrupting = False  # cut running steps off; resume elsewhere
@@ -264,10 +265,14 @@ class ExecutionLoop:
         return self._stop is not None or self._interrupting
 
     @asynccontextmanager
-    async def change(self) -> AsyncIterator[Change]:
-        """A unit of work fenced by this loop's lease; a lost lease stops the loop."""
+    async def change(self, *, reads: bool = False) -> AsyncIterator[Change]:
+        """A unit of work fenced by this loop's lease; a lost lease stops the loop.
+
+        Only a change that ``reads`` gets a session; the others are batched.
+        """
+        begin = self.recorder.change if reads else self.recorder.batched
         try:
-            async with self.recorder.change(self.execution_id, self.owner) as change:
+            async with begin(self.execution_id, self.owner) as change:
                 yield change
         except LeaseLost:
             self._lost = True
@@ -298,7 +303,7 @@ class ExecutionLoop:
         """Close whatever is still open after the loop itself failed."""
         status = ExecutionStatus.failed
         try:
-            async with self.change() as change:
+            async with self.change(reads=True) as change:
                 await close_open_work(change, status, reason, self._result(status))
         except Exception:
             logger.exception("execution.not_closed")
@@ -311,28 +316,25 @@ class ExecutionLoop:
 
         running: dict[asyncio.Task[StepStatus], str] = {}
         deadline = time.monotonic() + self._seconds_left()
-        wake = asyncio.create_task(self._wake.wait())
         try:
             while self._stop is None and not self._interrupting:
                 if not self._draining:
                     self._admit(running)
                 if not running:
                     break
-                done, _ = await asyncio.wait(
-                    {*running, wake},
-                    timeout=max(deadline - time.monotonic(), 0),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                for task in done - {wake}:
+                # each step's task reports its own end: the wait costs the same
+                # however many steps run
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
+                        await self._wake.wait()
+                self._wake.clear()
+                while self._ended:
+                    task = self._ended.popleft()
                     await self._settle(running.pop(task), task.result())
-                if wake in done:
-                    self._wake.clear()
-                    wake = asyncio.create_task(self._wake.wait())
                 if time.monotonic() >= deadline:
                     self._time_out()
         finally:
             self._closing = True
-            wake.cancel()
             await self._cancel(running)
 
         if self._lost:
@@ -344,7 +346,6 @@ class ExecutionLoop:
         for step_id in left:
             if self.statuses[step_id] == StepStatus.retrying:
                 await self._give_up(self.by_id[step_id])
-                await self._phase_end(step_id)
         await self._skip(
             [s for s in left if self.statuses[s] == StepStatus.pending],
             self._spent or "the execution stopped before it ran",
@@ -369,7 +370,14 @@ class ExecutionLoop:
             return
         while self.ready.has_ready() and len(running) < self.config.max_parallel:
             step_id = self.ready.pop()
-            running[asyncio.create_task(self._run_step(step_id))] = step_id
+            task = asyncio.create_task(self._run_step(step_id))
+            task.add_done_callback(self._step_ended)
+            running[task] = step_id
+
+    def _step_ended(self, task: asyncio.Task[StepStatus]) -> None:
+        if not self._closing:
+            self._ended.append(task)
+            self._wake.set()
 
     async def _settle(self, step_id: str, status: StepStatus) -> None:
         if status == StepStatus.retrying:
@@ -378,10 +386,8 @@ class ExecutionLoop:
             return  # not started: the budget was spent while it waited
         if status == StepStatus.succeeded:
             self.ready.succeeded(step_id)
-            await self._phase_end(step_id)
             return
 
-        await self._phase_end(step_id)
         if self.config.fail_fast:
             self.stop(ExecutionStatus.failed, f"step {step_id} {status.value}")
             return
@@ -394,12 +400,11 @@ class ExecutionLoop:
         results = await asyncio.gather(*running, return_exceptions=True)
         if self._lost:
             return
-        never_started = []
-        for step_id in running.values():
-            if self.statuses[step_id] == StepStatus.pending:
-                never_started.append(step_id)
-            elif self.statuses[step_id] in FINISHED_STEP:
-                await self._phase_end(step_id)
+        never_started = [
+            step_id
+            for step_id in running.values()
+            if self.statuses[step_id] == StepStatus.pending
+        ]
         if not self._interrupting:
             await self._skip(never_started, "the execution stopped before it ran")
         for result in results:
@@ -577,7 +582,7 @@ class ExecutionLoop:
     # recording
 
     async def _record_started(self) -> None:
-        async with self.change() as change:
+        async with self.change(reads=True) as change:
             row = await change.repository.get(self.execution_id)
             change.repository.set_status(
                 row, ExecutionStatus.running, started_at=self.began
@@ -596,7 +601,7 @@ class ExecutionLoop:
         ``execution.resumed`` comes first; the runs the previous owner left
         running then end ``interrupted``, each as its retry policy says.
         """
-        async with self.change() as change:
+        async with self.change(reads=True) as change:
             repository = change.repository
             row = await repository.get(self.execution_id)
             first_start = row.status == ExecutionStatus.accepted
@@ -632,7 +637,7 @@ class ExecutionLoop:
                     profile=self.config.profile,
                 )
             for run in open_runs:
-                await repository.finish_run(
+                await change.finish_run(
                     run.id,
                     RunStatus.interrupted,
                     finished_at=utcnow(),
@@ -700,20 +705,15 @@ class ExecutionLoop:
         async with self.change() as change:
             if first_of_phase is not None:
                 await change.event(EventType.phase_started, phase=first_of_phase)
-            await change.repository.set_step_status(
-                self.execution_id, step.id, StepStatus.running
-            )
-            change.repository.session.add(
-                RunRow(
-                    id=run_id,
-                    execution_id=self.execution_id,
-                    step_id=step.id,
-                    attempt=attempt,
-                    agent=step.agent,
-                    runner=runner_kind,
-                    status=RunStatus.running,
-                    started_at=started_at,
-                )
+            await change.set_step_status(step.id, StepStatus.running)
+            await change.add_run(
+                id=run_id,
+                step_id=step.id,
+                attempt=attempt,
+                agent=step.agent,
+                runner=runner_kind,
+                status=RunStatus.running,
+                started_at=started_at,
             )
             await change.event(
                 EventType.step_started,
@@ -782,7 +782,7 @@ class ExecutionLoop:
         used = _added(self.used, usage)
         spent = self._budget_spent(used)
         async with self.change() as change:
-            await change.repository.finish_run(
+            await change.finish_run(
                 run_id,
                 run_status.value,
                 finished_at=finished_at,
@@ -807,6 +807,8 @@ class ExecutionLoop:
                 await change.event(
                     EventType.execution_budget_exceeded, step.id, reason=spent
                 )
+            if status in FINISHED_STEP:
+                await self._end_phase(change, step.id)
         self.records.append(record)
         self.used = used
         self.state.keep(merged)
@@ -867,7 +869,7 @@ class ExecutionLoop:
                 if self._stop and self._stop.status == ExecutionStatus.cancelled:
                     status = StepStatus.cancelled  # cut off, then cancelled
             event = TERMINAL_EVENT[status]
-        await change.repository.set_step_status(self.execution_id, step.id, status)
+        await change.set_step_status(step.id, status)
         await change.event(event, step.id, run_id=run_id, attempt=attempt, **data)
         self.statuses[step.id] = status
         return status, delay_s
@@ -877,27 +879,27 @@ class ExecutionLoop:
         status, error = self.last_error.get(step.id, (StepStatus.failed, "failed"))
         reason = self._stop.reason if self._stop else (self._spent or "stopped")
         async with self.change() as change:
-            await change.repository.set_step_status(self.execution_id, step.id, status)
+            await change.set_step_status(step.id, status)
             await change.event(
                 TERMINAL_EVENT[status],
                 step.id,
                 error=f"{error}; no further attempt: {reason}",
             )
+            await self._end_phase(change, step.id)
         self.statuses[step.id] = status
 
     async def _write_state(self, change: Change, step_id: str, merged: Outcome) -> None:
         """Store a run's merged updates, with an event per key and per conflict."""
         for entry in merged.entries:
-            await change.repository.put_state(
-                self.execution_id,
+            await change.put_state(
                 entry.key,
-                entry.value,
+                value=entry.value,
                 version=entry.version,
                 merge=entry.merge.value,
-                step_id=entry.writer.step_id,
-                run_id=entry.writer.run_id,
-                attempt=entry.writer.attempt,
-                at=entry.writer.at,
+                updated_by_step=entry.writer.step_id,
+                updated_by_run=entry.writer.run_id,
+                updated_by_attempt=entry.writer.attempt,
+                updated_at=entry.writer.at,
                 writers=[w.as_dict() for w in entry.writers] or None,
             )
             await change.event(
@@ -940,24 +942,24 @@ class ExecutionLoop:
         async with self.change() as change:
             for step_id in step_ids:
                 self.statuses[step_id] = StepStatus.skipped
-                await change.repository.set_step_status(
-                    self.execution_id, step_id, StepStatus.skipped
-                )
+                await change.set_step_status(step_id, StepStatus.skipped)
                 await change.event(EventType.step_skipped, step_id, reason=reason)
-        for step_id in step_ids:
-            await self._phase_end(step_id)
+                await self._end_phase(change, step_id)
 
     async def _phase_end(self, step_id: str) -> None:
-        phase = self.phases.finish(step_id)
-        if phase is None:
-            return
         async with self.change() as change:
+            await self._end_phase(change, step_id)
+
+    async def _end_phase(self, change: Change, step_id: str) -> None:
+        """Count a step's end; the change tells of its phase's end if it was last."""
+        phase = self.phases.finish(step_id)
+        if phase is not None:
             await change.event(EventType.phase_finished, phase=phase)
 
     async def _hand_back(self) -> None:
         """Leave the execution unfinished and unowned for the next process."""
         left = self._unfinished()
-        async with self.change() as change:
+        async with self.change(reads=True) as change:
             await change.event(
                 EventType.execution_interrupted,
                 reason="the service is stopping; another start resumes it",
@@ -970,7 +972,7 @@ class ExecutionLoop:
     async def _finish(self) -> None:
         status, reason = self._final_status()
         result = self._result(status)
-        async with self.change() as change:
+        async with self.change(reads=True) as change:
             row = await change.repository.get(self.execution_id)
             change.repository.set_status(
                 row,
@@ -1099,7 +1101,7 @@ async def close_open_work(
     open_runs = {}
     for run in await repository.runs(change.execution_id):
         if run.status == RunStatus.running:
-            await repository.finish_run(
+            await change.finish_run(
                 run.id, RunStatus.cancelled, finished_at=utcnow(), error=reason
             )
             open_runs[run.step_id] = run.id
@@ -1118,7 +1120,7 @@ async def close_open_work(
             target, event = StepStatus.skipped, EventType.step_skipped
         else:
             continue
-        await repository.set_step_status(change.execution_id, step.step_id, target)
+        await change.set_step_status(step.step_id, target)
         await change.event(event, step.step_id, **data)
         final[before] -= 1
         final[str(target)] += 1

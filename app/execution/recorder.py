@@ -1,8 +1,10 @@
 """The one place state changes are written: each with its events, in one transaction.
 
-``Recorder.change()`` opens a unit of work; the events appended in it are
-published to live readers only after it commits, so a reader never sees an event
-whose state change was rolled back.
+``Recorder.change()`` opens a unit of work that may read; ``Recorder.batched()``
+one that only writes, which SQLite writes together with the others queued
+meanwhile. Either way the events appended in it are published to live readers
+only after it commits, so a reader never sees an event whose state change was
+rolled back, nor part of a change.
 """
 
 import asyncio
@@ -11,15 +13,29 @@ import math
 import re
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.broker import Broker
 from app.events.types import EventRead, EventType
 from app.storage.database import Database
-from app.storage.models import EventRow
-from app.storage.repository import ExecutionRepository
+from app.storage.repository import (
+    ADD_EVENTS,
+    ExecutionRepository,
+    LeaseLost,
+    Write,
+    add_run,
+    claim_seqs,
+    finish_run,
+    put_state,
+    step_status,
+    utcnow,
+)
 
 T = TypeVar("T")
 EVENTS_CHANNEL = "px_events"  # PostgreSQL NOTIFY channel: "origin execution first last"
@@ -40,7 +56,8 @@ async def shielded(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def event_read(row: EventRow) -> EventRead:
+def event_read(row: Any) -> EventRead:
+    """The event for readers, of a stored row or of a change's event."""
     return EventRead(
         execution_id=row.execution_id,
         seq=row.seq,
@@ -51,24 +68,113 @@ def event_read(row: EventRow) -> EventRead:
     )
 
 
+@dataclass(slots=True)
+class ChangeEvent:
+    """An event of a change; its ``seq`` is taken when the change is written."""
+
+    execution_id: str
+    type: str
+    step_id: str | None
+    data: dict[str, Any]
+    created_at: datetime
+    seq: int = 0
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "seq": self.seq,
+            "type": self.type,
+            "step_id": self.step_id,
+            "data": self.data,
+            "created_at": self.created_at,
+        }
+
+
 class Change:
-    """A unit of work on one execution: repository access plus appended events."""
+    """A unit of work on one execution: its writes and the events that tell of them.
+
+    A change with a session (``Recorder.change``) writes as it goes and may read
+    through ``repository``. A batched change (``Recorder.batched``) only writes:
+    it keeps its writes, in order, and they are written together at its end.
+    Either way the change commits whole or not at all.
+    """
 
     def __init__(
-        self, repository: ExecutionRepository, execution_id: str, owner: str | None
+        self,
+        execution_id: str,
+        owner: str | None,
+        dialect: str,
+        session: AsyncSession | None = None,
     ) -> None:
-        self.repository = repository
         self.execution_id = execution_id
         self.owner = owner
-        self.events: list[EventRow] = []
+        self.dialect = dialect
+        self.events: list[ChangeEvent] = []
+        self._session = session
+        self._writes: list[Write] = []
+
+    @property
+    def repository(self) -> ExecutionRepository:
+        if self._session is None:
+            raise RuntimeError("a batched change writes only: it has no repository")
+        return ExecutionRepository(self._session)
 
     async def event(
         self, type: EventType, step_id: str | None = None, **data: Any
     ) -> None:
-        row = await self.repository.append_event(
-            self.execution_id, type.value, step_id, data, owner=self.owner
-        )
-        self.events.append(row)
+        """Append an event, fenced by the owner's lease if the change has one."""
+        event = ChangeEvent(self.execution_id, type.value, step_id, data, utcnow())
+        self.events.append(event)
+        if self._session is not None:
+            claim = claim_seqs(self.execution_id, self.owner, 1)
+            event.seq = self._claimed(await self._session.scalar(*claim), 1)
+            await self._session.execute(ADD_EVENTS, [event.values()])
+
+    async def set_step_status(self, step_id: str, target: str) -> None:
+        await self._write(step_status(self.execution_id, step_id, target))
+
+    async def add_run(self, **values: Any) -> None:
+        await self._write(add_run(execution_id=self.execution_id, **values))
+
+    async def finish_run(self, run_id: str, target: str, **fields: Any) -> None:
+        await self._write(finish_run(run_id, target, **fields))
+
+    async def put_state(self, key: str, **fields: Any) -> None:
+        await self._write(put_state(self.dialect, self.execution_id, key, **fields))
+
+    @property
+    def empty(self) -> bool:
+        return not self._writes and not self.events
+
+    def write(self, connection: Connection) -> None:
+        """Carry out a batched change's writes on a synchronous connection.
+
+        The event numbers are taken first, so that a change whose owner lost
+        its lease writes nothing.
+        """
+        count = len(self.events)
+        if count or self.owner is not None:
+            claim = claim_seqs(self.execution_id, self.owner, count)
+            last = self._claimed(connection.execute(*claim).scalar(), count)
+            for offset, event in enumerate(self.events):
+                event.seq = last - count + 1 + offset
+        for write in self._writes:
+            write.check(connection.execute(write.statement, write.values))
+        if self.events:
+            rows = [event.values() for event in self.events]
+            connection.execute(ADD_EVENTS, rows)
+
+    async def _write(self, write: Write) -> None:
+        if self._session is None:
+            self._writes.append(write)
+            return
+        write.check(await self._session.execute(write.statement, write.values))
+
+    def _claimed(self, last: int | None, count: int) -> int:
+        if last is None and self.owner is not None:
+            raise LeaseLost(self.execution_id, self.owner)
+        assert last is not None, self.execution_id
+        return last
 
 
 class Recorder:
@@ -82,6 +188,7 @@ class Recorder:
         self.database = database
         self.broker = broker
         self.origin = origin
+        self.dialect = "sqlite" if database.is_sqlite else "postgresql"
 
     @asynccontextmanager
     async def change(
@@ -93,18 +200,45 @@ class Recorder:
         lost, LeaseLost is raised and the whole change is rolled back.
         """
         async with self.database.transaction() as session:
-            change = Change(ExecutionRepository(session), execution_id, owner)
+            change = Change(execution_id, owner, self.dialect, session)
             yield change
             if change.events and not self.database.is_sqlite:
-                await session.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": EVENTS_CHANNEL, "payload": self._payload(change)},
-                )
-        self.broker.publish([event_read(row) for row in change.events])
+                await session.execute(*self._notify(change))
+        self._publish(change)
 
-    def _payload(self, change: Change) -> str:
+    @asynccontextmanager
+    async def batched(
+        self, execution_id: str, owner: str | None = None
+    ) -> AsyncIterator[Change]:
+        """A change of writes only, written at the block's end with others queued.
+
+        On SQLite the changes queued while one batch is written go together in
+        the next (see ``Database.write``); readers still see each change whole.
+        Given an owner, LeaseLost is raised and nothing written if it was lost.
+        """
+        change = Change(execution_id, owner, self.dialect)
+        yield change
+        if not change.empty:
+            await shielded(self._write(change))
+
+    async def _write(self, change: Change) -> None:
+        await self.database.write(partial(self._carry_out, change))
+        self._publish(change)
+
+    def _carry_out(self, change: Change, connection: Connection) -> None:
+        change.write(connection)
+        if change.events and not self.database.is_sqlite:
+            connection.execute(*self._notify(change))
+
+    def _notify(self, change: Change) -> tuple[Any, dict[str, str]]:
         first, last = change.events[0].seq, change.events[-1].seq
-        return f"{self.origin} {change.execution_id} {first} {last}"
+        payload = f"{self.origin} {change.execution_id} {first} {last}"
+        statement = text("SELECT pg_notify(:channel, :payload)")
+        return statement, {"channel": EVENTS_CHANNEL, "payload": payload}
+
+    def _publish(self, change: Change) -> None:
+        if change.events:
+            self.broker.publish([event_read(event) for event in change.events])
 
 
 def clean_text(text: str, max_bytes: int) -> str:

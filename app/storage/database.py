@@ -4,12 +4,13 @@ import asyncio
 import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from app.errors import DatabaseInUse
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Database:
@@ -39,6 +41,11 @@ class Database:
         self.engine = _create_engine(url, echo, idle_transaction_seconds)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._batches = (
+            SqliteBatches(url, self._write_lock)
+            if self._write_lock is not None and _in_file(url)
+            else None
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -49,6 +56,21 @@ class Database:
             return
         async with self._write_lock, self.sessions() as session, session.begin():
             yield session
+
+    async def write(self, apply: Callable[[Connection], T]) -> T:
+        """Carry out ``apply`` in a transaction of its own or, on SQLite, of a batch.
+
+        ``apply`` does writes only, on the synchronous connection it is given.
+        On SQLite the writes queued while a batch is written are written
+        together in the next one: one transaction and one trip to the writer's
+        thread for them all, each in a savepoint of its own, so that one that
+        fails is rolled back alone and the rest still commit.
+        """
+        if self._batches is not None:
+            return await self._batches.write(apply)
+        async with self.transaction() as session:
+            connection = await session.connection()
+            return await connection.run_sync(apply)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
@@ -61,7 +83,72 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._batches is not None:
+            await self._batches.close()
         await self.engine.dispose()
+
+
+class SqliteBatches:
+    """Writes queued changes to SQLite together, from a thread of its own.
+
+    Each statement through the asynchronous driver costs a few trips between
+    the event loop and the driver's thread; a batch costs one. The batch holds
+    the process's write lock while it is written, as every transaction does.
+    """
+
+    def __init__(self, url: str, write_lock: asyncio.Lock) -> None:
+        self.engine = _create_sync_sqlite_engine(url)
+        self._write_lock = write_lock
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="px-sqlite-writes")
+        self._queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def write(self, apply: Callable[[Connection], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((apply, future))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_queued())
+        # a caller cancelled meanwhile does not take its change out of the batch
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
+        self._thread.shutdown(wait=True)
+        self.engine.dispose()
+
+    async def _write_queued(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch, self._queue = self._queue, []
+            async with self._write_lock:
+                try:
+                    outcomes = await loop.run_in_executor(
+                        self._thread, self._write_batch, [apply for apply, _ in batch]
+                    )
+                except BaseException as error:  # the commit itself failed
+                    outcomes = [error] * len(batch)
+                # resolved under the lock: their events are published in commit order
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.cancelled():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome[0])
+
+    def _write_batch(
+        self, batch: list[Callable[[Connection], Any]]
+    ) -> list[tuple[Any] | BaseException]:
+        outcomes: list[tuple[Any] | BaseException] = []
+        with self.engine.begin() as connection:
+            for apply in batch:
+                try:
+                    with connection.begin_nested():
+                        outcomes.append((apply(connection),))
+                except Exception as error:
+                    outcomes.append(error)
+        return outcomes
 
 
 class SqliteFileLock:
@@ -121,6 +208,31 @@ class SqliteFileLock:
             return self._pid_file.read_text().strip() or "unknown"
         except OSError:
             return "unknown"
+
+
+def _in_file(url: str) -> bool:
+    database = make_url(url).database
+    return bool(database) and database != ":memory:"
+
+
+def _create_sync_sqlite_engine(url: str) -> Engine:
+    """The same file through the standard library's driver, for batched writes.
+
+    The driver is left in autocommit and each transaction is begun here with
+    BEGIN IMMEDIATE, so that savepoints work and the write lock is taken at once.
+    """
+    sync_url = make_url(url).set(drivername="sqlite")
+    engine = create_engine(
+        sync_url,
+        connect_args={"isolation_level": None, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", _begin_immediate)
+    return engine
+
+
+def _begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _create_engine(

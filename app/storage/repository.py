@@ -5,17 +5,22 @@ The repository flushes, never commits: the caller's unit of work decides.
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from app.errors import ExecutionNotFound
 from app.execution.status import (
     EXECUTION_TRANSITIONS,
     RUN_TRANSITIONS,
     STEP_TRANSITIONS,
+    IllegalTransition,
     check_transition,
 )
 from app.storage.models import (
@@ -94,71 +99,20 @@ class ExecutionRepository:
             select(PlanStepRow)
             .where(PlanStepRow.execution_id == execution_id)
             .order_by(PlanStepRow.position)
+            .execution_options(populate_existing=True)
         )
         return rows.all()
-
-    async def set_step_status(
-        self, execution_id: str, step_id: str, target: str
-    ) -> None:
-        row = await self.session.get(PlanStepRow, (execution_id, step_id))
-        assert row is not None, (execution_id, step_id)
-        check_transition("step", STEP_TRANSITIONS, row.status, target)
-        row.status = target
 
     async def runs(self, execution_id: str) -> Sequence[RunRow]:
         rows = await self.session.scalars(
             select(RunRow)
             .where(RunRow.execution_id == execution_id)
             .order_by(RunRow.started_at, RunRow.step_id)
+            .execution_options(populate_existing=True)
         )
         return rows.all()
 
-    async def finish_run(self, run_id: str, target: str, **fields: Any) -> RunRow:
-        row = await self.session.get(RunRow, run_id)
-        assert row is not None, run_id
-        check_transition("run", RUN_TRANSITIONS, row.status, target)
-        row.status = target
-        for name, value in fields.items():
-            setattr(row, name, value)
-        return row
-
     # events
-
-    async def append_event(
-        self,
-        execution_id: str,
-        type: str,
-        step_id: str | None,
-        data: dict[str, Any],
-        *,
-        owner: str | None = None,
-    ) -> EventRow:
-        """Append one event with the execution's next ``seq``.
-
-        Given an owner, the event is only appended while that owner holds the
-        execution's lease; otherwise LeaseLost is raised and nothing is written.
-        """
-        query = update(ExecutionRow).where(ExecutionRow.id == execution_id)
-        if owner is not None:
-            query = query.where(ExecutionRow.owner == owner)
-        seq = await self.session.scalar(
-            query.values(last_seq=ExecutionRow.last_seq + 1)
-            .returning(ExecutionRow.last_seq)
-            .execution_options(synchronize_session=False)
-        )
-        if seq is None and owner is not None:
-            raise LeaseLost(execution_id, owner)
-        assert seq is not None, execution_id
-        row = EventRow(
-            execution_id=execution_id,
-            seq=seq,
-            type=type,
-            step_id=step_id,
-            data=data,
-            created_at=utcnow(),
-        )
-        self.session.add(row)
-        return row
 
     async def events_after(
         self, execution_id: str, after_seq: int, limit: int
@@ -200,26 +154,114 @@ class ExecutionRepository:
         )
         return rows.all()
 
-    async def put_state(
-        self,
-        execution_id: str,
-        key: str,
-        value: Any,
-        *,
-        version: int,
-        merge: str,
-        step_id: str,
-        run_id: str,
-        attempt: int,
-        at: datetime,
-        writers: list[dict[str, Any]] | None,
-    ) -> SharedStateRow:
-        """Store one key as the shared state's merge left it."""
-        row = await self.session.get(SharedStateRow, (execution_id, key))
-        if row is None:
-            row = SharedStateRow(execution_id=execution_id, key=key)
-            self.session.add(row)
-        row.value, row.version, row.merge = value, version, merge
-        row.updated_by_step, row.updated_by_run = step_id, run_id
-        row.updated_by_attempt, row.updated_at, row.writers = attempt, at, writers
-        return row
+
+# the writes a change is made of: statements built once, on the tables, that a
+# synchronous or an asynchronous connection carries out alike with their values
+
+
+@dataclass(frozen=True)
+class Write:
+    """One statement of a change; ``refused`` is raised unless it changed one row."""
+
+    statement: Executable
+    values: dict[str, Any]
+    refused: Exception | None = None
+
+    def check(self, result: Result[Any]) -> None:
+        if self.refused is not None and result.rowcount != 1:  # type: ignore[attr-defined]
+            raise self.refused
+
+
+_executions = ExecutionRow.__table__
+_steps = PlanStepRow.__table__
+_runs = RunRow.__table__
+_state = SharedStateRow.__table__
+_events = EventRow.__table__
+ADD_EVENTS = insert(_events)  # executed with a list of events' values
+
+_CLAIM = {
+    fenced: update(_executions)
+    .where(_executions.c.id == bindparam("b_execution"))
+    .where(_executions.c.owner == bindparam("b_owner") if fenced else true())
+    .values(last_seq=_executions.c.last_seq + bindparam("b_count"))
+    .returning(_executions.c.last_seq)
+    for fenced in (False, True)
+}
+_STEP_STATUS = (
+    update(_steps)
+    .where(
+        _steps.c.execution_id == bindparam("b_execution"),
+        _steps.c.step_id == bindparam("b_step"),
+        _steps.c.status.in_(bindparam("b_sources", expanding=True)),
+    )
+    .values(status=bindparam("b_target"))
+)
+_FINISH_RUN = update(_runs).where(
+    _runs.c.id == bindparam("b_run"),
+    _runs.c.status.in_(bindparam("b_sources", expanding=True)),
+)  # the columns set are the values it is given
+_ADD_RUN = insert(_runs)
+
+
+def claim_seqs(
+    execution_id: str, owner: str | None, count: int
+) -> tuple[Executable, dict[str, Any]]:
+    """Take the execution's next ``count`` event numbers; returns the last one.
+
+    Given an owner, nothing is taken unless the owner still holds the lease.
+    """
+    values = {"b_execution": execution_id, "b_count": count, "b_owner": owner}
+    return _CLAIM[owner is not None], values
+
+
+def step_status(execution_id: str, step_id: str, target: str) -> Write:
+    """Move a step to ``target`` from a status the transitions allow."""
+    sources = _sources(STEP_TRANSITIONS, target)
+    values = {
+        "b_execution": execution_id,
+        "b_step": step_id,
+        "b_sources": sources,
+        "b_target": target,
+    }
+    return Write(_STEP_STATUS, values, _refusal(f"step {step_id}", sources, target))
+
+
+def add_run(**values: Any) -> Write:
+    return Write(_ADD_RUN, values)
+
+
+def finish_run(run_id: str, target: str, **fields: Any) -> Write:
+    sources = _sources(RUN_TRANSITIONS, target)
+    values = {"b_run": run_id, "b_sources": sources, "status": target}
+    # a running run's other columns are empty: None leaves one as it is
+    values |= {name: value for name, value in fields.items() if value is not None}
+    return Write(_FINISH_RUN, values, _refusal(f"run {run_id}", sources, target))
+
+
+def put_state(dialect: str, execution_id: str, key: str, **fields: Any) -> Write:
+    """Store one key as the shared state's merge left it."""
+    values = {"execution_id": execution_id, "key": key, **fields}
+    return Write(_PUT_STATE[dialect], values)
+
+
+def _upsert_state(insert_for: Any) -> Executable:
+    statement = insert_for(_state)
+    kept = ("execution_id", "key")
+    changed = {
+        c.name: statement.excluded[c.name] for c in _state.c if c.name not in kept
+    }
+    return statement.on_conflict_do_update(index_elements=kept, set_=changed)
+
+
+_PUT_STATE = {
+    "sqlite": _upsert_state(sqlite.insert),
+    "postgresql": _upsert_state(postgresql.insert),
+}
+
+
+def _sources(table: dict[str, frozenset[str]], target: str) -> list[str]:
+    return sorted(source for source, targets in table.items() if target in targets)
+
+
+def _refusal(what: str, sources: list[str], target: str) -> IllegalTransition:
+    return IllegalTransition(what, f"not {' or '.join(sources)}", target)
