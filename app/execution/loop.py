@@ -218,7 +218,6 @@ class ExecutionLoop:
         order = {step.id: index for index, step in enumerate(self.steps)}
         self.state = SharedState(self.config.state_merge, order)
         self.seen: dict[str, dict[str, int]] = {}  # each run's snapshot versions
-        self._state_writes = asyncio.Lock()  # one run's updates merged at a time
         self._spent: str | None = None  # why the budget stops new starts
         self._budget_spent_event = asyncio.Event()
         self.used = Usage()  # the usage of the runs so far, kept as they end
@@ -742,33 +741,12 @@ class ExecutionLoop:
         state_updates: dict[str, Any] | None = None,
         usage: Usage | None = None,
     ) -> tuple[StepStatus, float]:
-        """End a run; the step ends with it, or waits for its next attempt."""
-        async with self._state_writes:
-            return await self._write_run_end(
-                step,
-                run_id,
-                attempt,
-                run_status,
-                output=output,
-                error=error,
-                details=details,
-                state_updates=state_updates or {},
-                usage=usage,
-            )
+        """End a run; the step ends with it, or waits for its next attempt.
 
-    async def _write_run_end(
-        self,
-        step: PlannedStep,
-        run_id: str,
-        attempt: int,
-        run_status: RunStatus,
-        *,
-        output: Any,
-        error: str | None,
-        details: dict[str, Any] | None,
-        state_updates: dict[str, Any],
-        usage: Usage | None,
-    ) -> tuple[StepStatus, float]:
+        The run's state updates are merged, and its usage counted, at once and
+        before the change is written: the changes of runs ending together are
+        queued, and so written, in the order their updates were merged.
+        """
         finished_at = utcnow()
         duration_ms = round((time.monotonic() - self.started_at[step.id]) * 1000)
         if step.id in self.progress:
@@ -777,10 +755,18 @@ class ExecutionLoop:
         error = clean_text(error, limit) if error is not None else None
         details = bounded_json(details, limit) if details else None
         writer = Writer(step.id, run_id, attempt, finished_at)
-        merged = self.state.merge(state_updates, writer, self.seen.get(step.id, {}))
-        record = RunRecord(step.id, run_status, duration_ms, finished_at, usage)
-        used = _added(self.used, usage)
-        spent = self._budget_spent(used)
+        merged = self.state.merge(
+            state_updates or {}, writer, self.seen.get(step.id, {})
+        )
+        self.state.keep(merged)
+        self.records.append(
+            RunRecord(step.id, run_status, duration_ms, finished_at, usage)
+        )
+        self.used = _added(self.used, usage)
+        spent = self._budget_spent(self.used)
+        first_spent = spent is not None and self._spent is None
+        if first_spent:
+            self._spent = spent
         async with self.change() as change:
             await change.finish_run(
                 run_id,
@@ -803,17 +789,13 @@ class ExecutionLoop:
                 details=details,
                 duration_ms=duration_ms,
             )
-            if spent is not None and self._spent is None:
+            if first_spent:
                 await change.event(
                     EventType.execution_budget_exceeded, step.id, reason=spent
                 )
             if status in FINISHED_STEP:
                 await self._end_phase(change, step.id)
-        self.records.append(record)
-        self.used = used
-        self.state.keep(merged)
-        if spent is not None and self._spent is None:
-            self._spent = spent
+        if first_spent:
             self._budget_spent_event.set()
             logger.info("execution.budget_exceeded", extra={"reason": spent})
             self._wake.set()

@@ -6,9 +6,9 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -41,7 +41,7 @@ class Database:
         self.engine = _create_engine(url, echo, idle_transaction_seconds)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._batches = (
+        self.batches = (
             SqliteBatches(url, self._write_lock)
             if self._write_lock is not None and _in_file(url)
             else None
@@ -58,16 +58,7 @@ class Database:
             yield session
 
     async def write(self, apply: Callable[[Connection], T]) -> T:
-        """Carry out ``apply`` in a transaction of its own or, on SQLite, of a batch.
-
-        ``apply`` does writes only, on the synchronous connection it is given.
-        On SQLite the writes queued while a batch is written are written
-        together in the next one: one transaction and one trip to the writer's
-        thread for them all, each in a savepoint of its own, so that one that
-        fails is rolled back alone and the rest still commit.
-        """
-        if self._batches is not None:
-            return await self._batches.write(apply)
+        """Carry out ``apply``, which only writes, in a transaction of its own."""
         async with self.transaction() as session:
             connection = await session.connection()
             return await connection.run_sync(apply)
@@ -83,33 +74,47 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        if self._batches is not None:
-            await self._batches.close()
+        if self.batches is not None:
+            await self.batches.close()
         await self.engine.dispose()
 
 
+class Batched(Protocol):
+    """Writes that can be carried out alone or together with others of their kind."""
+
+    def write(self, connection: Connection) -> None: ...
+
+    @staticmethod
+    def write_together(connection: Connection, items: list[Any]) -> None: ...
+
+
 class SqliteBatches:
-    """Writes queued changes to SQLite together, from a thread of its own.
+    """Writes queued changes to a SQLite file together, from a thread of its own.
 
     Each statement through the asynchronous driver costs a few trips between
-    the event loop and the driver's thread; a batch costs one. The batch holds
-    the process's write lock while it is written, as every transaction does.
+    the event loop and the driver's thread; a batch costs one. The changes
+    queued while one batch is written go together in the next: one
+    transaction, and as few statements as their kinds need. If any of them
+    fails, the batch is written again one change at a time, each in a savepoint
+    of its own, so that only the one that failed is rolled back. Readers see a
+    batch's changes all at once, never part of one. The batch holds the
+    process's write lock while it is written, as every transaction does.
     """
 
     def __init__(self, url: str, write_lock: asyncio.Lock) -> None:
         self.engine = _create_sync_sqlite_engine(url)
         self._write_lock = write_lock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="px-sqlite-writes")
-        self._queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Batched, asyncio.Future[None]]] = []
         self._writing: asyncio.Task[None] | None = None
 
-    async def write(self, apply: Callable[[Connection], T]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((apply, future))
+    async def write(self, item: Batched) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
         if self._writing is None or self._writing.done():
             self._writing = asyncio.create_task(self._write_queued())
         # a caller cancelled meanwhile does not take its change out of the batch
-        return await asyncio.shield(future)
+        await asyncio.shield(future)
 
     async def close(self) -> None:
         if self._writing is not None:
@@ -121,34 +126,37 @@ class SqliteBatches:
         loop = asyncio.get_running_loop()
         while self._queue:
             batch, self._queue = self._queue, []
+            items = [item for item, _ in batch]
             async with self._write_lock:
                 try:
-                    outcomes = await loop.run_in_executor(
-                        self._thread, self._write_batch, [apply for apply, _ in batch]
+                    failures = await loop.run_in_executor(
+                        self._thread, self._write_batch, items
                     )
                 except BaseException as error:  # the commit itself failed
-                    outcomes = [error] * len(batch)
+                    failures = [error] * len(batch)
                 # resolved under the lock: their events are published in commit order
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                for (_, future), failure in zip(batch, failures, strict=True):
                     if future.cancelled():
                         continue
-                    if isinstance(outcome, BaseException):
-                        future.set_exception(outcome)
+                    if failure is None:
+                        future.set_result(None)
                     else:
-                        future.set_result(outcome[0])
+                        future.set_exception(failure)
 
-    def _write_batch(
-        self, batch: list[Callable[[Connection], Any]]
-    ) -> list[tuple[Any] | BaseException]:
-        outcomes: list[tuple[Any] | BaseException] = []
+    def _write_batch(self, items: list[Batched]) -> list[BaseException | None]:
+        with suppress(Exception), self.engine.begin() as connection:
+            type(items[0]).write_together(connection, items)
+            return [None] * len(items)
+        failures: list[BaseException | None] = []
         with self.engine.begin() as connection:
-            for apply in batch:
+            for item in items:
                 try:
                     with connection.begin_nested():
-                        outcomes.append((apply(connection),))
+                        item.write(connection)
+                    failures.append(None)
                 except Exception as error:
-                    outcomes.append(error)
-        return outcomes
+                    failures.append(error)
+        return failures
 
 
 class SqliteFileLock:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, true, update
+from sqlalchemy import Connection, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -171,6 +171,19 @@ class Write:
         if self.refused is not None and result.rowcount != 1:  # type: ignore[attr-defined]
             raise self.refused
 
+    @property
+    def shape(self) -> tuple[int, tuple[str, ...]]:
+        """Writes of one shape are carried out by one statement, executed many."""
+        return id(self.statement), tuple(self.values)
+
+
+def write_many(connection: Connection, writes: list[Write]) -> None:
+    """Carry out writes of one shape together; raise if any was refused."""
+    first = writes[0]
+    result = connection.execute(first.statement, [write.values for write in writes])
+    if first.refused is not None and result.rowcount != len(writes):
+        raise first.refused  # one of them was: the caller finds out which
+
 
 _executions = ExecutionRow.__table__
 _steps = PlanStepRow.__table__
@@ -192,13 +205,13 @@ _STEP_STATUS = (
     .where(
         _steps.c.execution_id == bindparam("b_execution"),
         _steps.c.step_id == bindparam("b_step"),
-        _steps.c.status.in_(bindparam("b_sources", expanding=True)),
+        _steps.c.status.in_([bindparam("b_from"), bindparam("b_or_from")]),
     )
     .values(status=bindparam("b_target"))
 )
 _FINISH_RUN = update(_runs).where(
     _runs.c.id == bindparam("b_run"),
-    _runs.c.status.in_(bindparam("b_sources", expanding=True)),
+    _runs.c.status.in_([bindparam("b_from"), bindparam("b_or_from")]),
 )  # the columns set are the values it is given
 _ADD_RUN = insert(_runs)
 
@@ -217,12 +230,8 @@ def claim_seqs(
 def step_status(execution_id: str, step_id: str, target: str) -> Write:
     """Move a step to ``target`` from a status the transitions allow."""
     sources = _sources(STEP_TRANSITIONS, target)
-    values = {
-        "b_execution": execution_id,
-        "b_step": step_id,
-        "b_sources": sources,
-        "b_target": target,
-    }
+    values = {"b_execution": execution_id, "b_step": step_id, "b_target": target}
+    values |= _from(sources)
     return Write(_STEP_STATUS, values, _refusal(f"step {step_id}", sources, target))
 
 
@@ -232,7 +241,7 @@ def add_run(**values: Any) -> Write:
 
 def finish_run(run_id: str, target: str, **fields: Any) -> Write:
     sources = _sources(RUN_TRANSITIONS, target)
-    values = {"b_run": run_id, "b_sources": sources, "status": target}
+    values = {"b_run": run_id, "status": target} | _from(sources)
     # a running run's other columns are empty: None leaves one as it is
     values |= {name: value for name, value in fields.items() if value is not None}
     return Write(_FINISH_RUN, values, _refusal(f"run {run_id}", sources, target))
@@ -260,7 +269,14 @@ _PUT_STATE = {
 
 
 def _sources(table: dict[str, frozenset[str]], target: str) -> list[str]:
-    return sorted(source for source, targets in table.items() if target in targets)
+    sources = sorted(source for source, targets in table.items() if target in targets)
+    assert 1 <= len(sources) <= 2, (target, sources)  # the statements take two
+    return sources
+
+
+def _from(sources: list[str]) -> dict[str, str]:
+    """The statuses a write may move from, as the statements' two parameters."""
+    return {"b_from": sources[0], "b_or_from": sources[-1]}
 
 
 def _refusal(what: str, sources: list[str], target: str) -> IllegalTransition:
