@@ -58,7 +58,7 @@ async def open_runtime(
     try:
         await migrate.upgrade(database)
         owner = new_owner_id()
-        broker = Broker()
+        broker = Broker(settings.live_buffer_events)
         recorder = Recorder(database, broker, origin=owner)
         leases = Leases(
             database, owner, settings.lease_seconds, sole=database.is_sqlite

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
         gt=0,
         description="A WebSocket stream re-reads the table at least this often.",
     )
+    live_buffer_events: int = Field(
+        default=20_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Live events held for one watcher that is behind; past this, its "
+            "oldest are dropped and read back from the table."
+        ),
+    )
 
     @model_validator(mode="after")
     def refuse_unsafe_combinations(self) -> "Settings":

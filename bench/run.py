@@ -177,8 +177,13 @@ async def over_http(workload: Workload) -> dict[str, Any]:
 
 
 async def watchers(workload: Workload) -> dict[str, Any]:
-    """W6: 100 WebSocket clients follow one W1 execution from its start."""
-    async with Service() as service:
+    """W6: 100 WebSocket clients follow one W1 execution from its start.
+
+    The execution's first step waits until every client is connected, so that
+    the clients see its events live rather than read them back from the table.
+    """
+    gates = Path(tempfile.mkdtemp(prefix="px-bench-gates-"))
+    async with Service({"PX_BENCH_GATES": str(gates)}) as service:
         body = {
             "task": workload.name,
             "plan": {"steps": workload.plan_steps()},
@@ -188,9 +193,14 @@ async def watchers(workload: Workload) -> dict[str, Any]:
         for _ in range(workload.warmup + workload.repetitions):
             response = await service.client.post("/executions", json=body)
             execution_id = response.json()["id"]
-            streams = await asyncio.gather(
-                *(service.received(execution_id) for _ in range(WATCHERS))
+            connected = asyncio.Semaphore(0)
+            watching = asyncio.gather(
+                *(service.received(execution_id, connected) for _ in range(WATCHERS))
             )
+            for _ in range(WATCHERS):
+                await connected.acquire()
+            (gates / execution_id).touch()
+            streams = await watching
             last = streams[0][0][-1][0]["seq"]
             complete += all(
                 [event["seq"] for event, _ in events] == list(range(1, last + 1))
@@ -253,12 +263,16 @@ async def dry_runs() -> dict[str, Any]:
 class Service:
     """``python -m app`` on a free port of 127.0.0.1 with a new SQLite file."""
 
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = env or {}
+
     async def __aenter__(self) -> "Service":
         folder = Path(tempfile.mkdtemp(prefix="px-bench-"))
         port = _free_port()
         env = {
             **os.environ,
             **LIMITS,
+            **self.env,
             "PX_PORT": str(port),
             "PX_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'bench.db'}",
             "PX_WORKDIR_ROOT": str(folder / "runs"),
@@ -296,13 +310,14 @@ class Service:
                 yield json.loads(message)
 
     async def received(
-        self, execution_id: str
+        self, execution_id: str, connected: asyncio.Semaphore
     ) -> tuple[list[tuple[dict, float]], float]:
         """Every event with the time it arrived, and when the stream opened."""
         url = self.base_url.replace("http", "ws", 1)
         stream = f"{url}/executions/{execution_id}/stream?after_seq=0"
         async with websockets.connect(stream, max_size=None) as socket_:
             opened = time.time()
+            connected.release()
             events = [(json.loads(message), time.time()) async for message in socket_]
         return events, opened
 

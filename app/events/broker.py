@@ -3,10 +3,13 @@
 The database is the source of truth; the broker only wakes readers early. A
 subscriber gets the events published after it subscribed, in publish order, and
 checks ``seq`` against what it has already sent to fill any gap from the table.
-A subscriber that falls more than ``LIVE_BUFFER_EVENTS`` behind loses its oldest
+A subscriber that falls more than ``buffer_events`` behind loses its oldest
 buffered events rather than holding memory without bound; it reads them back
-from the table when it sees the gap. Publishing never waits for a subscriber.
-A ``None`` in a queue asks its reader to re-read the table.
+from the table when it sees the gap. The buffers hold references to the same
+events, so a deep one is cheap: a burst of a thousand steps' events, which a
+batch of changes publishes at once, must not send every watcher to the table.
+Publishing never waits for a subscriber. A ``None`` in a queue asks its reader
+to re-read the table.
 """
 
 import asyncio
@@ -16,17 +19,16 @@ from contextlib import contextmanager
 
 from app.events.types import EventRead
 
-LIVE_BUFFER_EVENTS = 1000
-
 
 class Broker:
-    def __init__(self) -> None:
+    def __init__(self, buffer_events: int = 20_000) -> None:
+        self.buffer_events = buffer_events
         self._queues: dict[str, set[asyncio.Queue[EventRead | None]]] = defaultdict(set)
 
     @contextmanager
     def subscribe(self, execution_id: str) -> Iterator[asyncio.Queue[EventRead | None]]:
         """A queue that receives the execution's events while the block runs."""
-        queue: asyncio.Queue[EventRead | None] = asyncio.Queue(LIVE_BUFFER_EVENTS)
+        queue: asyncio.Queue[EventRead | None] = asyncio.Queue(self.buffer_events)
         self._queues[execution_id].add(queue)
         try:
             yield queue

@@ -11,7 +11,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,6 +111,7 @@ class Change:
         self.owner = owner
         self.dialect = dialect
         self.events: list[ChangeEvent] = []
+        self.on_written: Callable[[], None] | None = None
         self._session = session
         self._writes: list[Write] = []
 
@@ -143,6 +144,10 @@ class Change:
     async def put_state(self, key: str, **fields: Any) -> None:
         await self._write(put_state(self.dialect, self.execution_id, key, **fields))
 
+    def written(self) -> None:
+        if self.on_written is not None:
+            self.on_written()
+
     @property
     def empty(self) -> bool:
         return not self._writes and not self.events
@@ -170,8 +175,9 @@ class Change:
         """Carry out batched changes with as few statements as their kinds need.
 
         One claim of event numbers per execution, then one statement, executed
-        many, per shape of write in the order they first appear, then the events.
-        Raises if any write is refused: the caller then writes them one by one.
+        many, per shape of write: new rows first, then the others in the order
+        they first appear; then the events. Raises if any write is refused: the
+        caller then writes them one by one.
         """
         claims: dict[tuple[str, str | None], list[Change]] = {}
         for change in changes:
@@ -194,7 +200,7 @@ class Change:
                 event.seq = next_seq[key]
                 next_seq[key] += 1
                 rows.append(event.values())
-        for writes in shapes.values():
+        for writes in sorted(shapes.values(), key=lambda writes: not writes[0].inserts):
             write_many(connection, writes)
         if rows:
             connection.execute(ADD_EVENTS, rows)
@@ -248,19 +254,23 @@ class Recorder:
         """A change of writes only, written at the block's end with others queued.
 
         On SQLite the changes queued while one batch is written go together in
-        the next (see ``Database.write``); readers still see each change whole.
+        the next (see ``SqliteBatches``), and their events are published as the
+        batch commits, in commit order; readers still see each change whole.
         Given an owner, LeaseLost is raised and nothing written if it was lost.
         """
         change = Change(execution_id, owner, self.dialect)
+        change.on_written = partial(self._publish, change)
         yield change
-        if not change.empty:
+        if change.empty:
+            return
+        batches = self.database.batches
+        if batches is None:
             await shielded(self._write(change))
+        else:
+            await shielded(batches.write(change))
 
     async def _write(self, change: Change) -> None:
-        if self.database.batches is not None:
-            await self.database.batches.write(change)
-        else:
-            await self.database.write(partial(self._carry_out, change))
+        await self.database.write(partial(self._carry_out, change))
         self._publish(change)
 
     def _carry_out(self, change: Change, connection: Connection) -> None:

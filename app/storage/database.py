@@ -87,6 +87,9 @@ class Batched(Protocol):
     @staticmethod
     def write_together(connection: Connection, items: list[Any]) -> None: ...
 
+    def written(self) -> None:
+        """Told once committed, in commit order, before its writer is."""
+
 
 class SqliteBatches:
     """Writes queued changes to a SQLite file together, from a thread of its own.
@@ -134,8 +137,10 @@ class SqliteBatches:
                     )
                 except BaseException as error:  # the commit itself failed
                     failures = [error] * len(batch)
-                # resolved under the lock: their events are published in commit order
-                for (_, future), failure in zip(batch, failures, strict=True):
+                # told under the lock, so in commit order
+                for (item, future), failure in zip(batch, failures, strict=True):
+                    if failure is None:
+                        item.written()
                     if future.cancelled():
                         continue
                     if failure is None:

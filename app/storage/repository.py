@@ -166,6 +166,7 @@ class Write:
     statement: Executable
     values: dict[str, Any]
     refused: Exception | None = None
+    inserts: bool = False  # a new row, which later writes may change
 
     def check(self, result: Result[Any]) -> None:
         if self.refused is not None and result.rowcount != 1:  # type: ignore[attr-defined]
@@ -236,7 +237,7 @@ def step_status(execution_id: str, step_id: str, target: str) -> Write:
 
 
 def add_run(**values: Any) -> Write:
-    return Write(_ADD_RUN, values)
+    return Write(_ADD_RUN, values, inserts=True)
 
 
 def finish_run(run_id: str, target: str, **fields: Any) -> Write:
