@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         gt=0,
         description="A WebSocket stream re-reads the table at least this often.",
     )
+    stream_batch_events: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="The most events in one message of a stream with batch=true.",
+    )
     live_buffer_events: int = Field(
         default=20_000,
         ge=1,

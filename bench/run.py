@@ -176,11 +176,12 @@ async def over_http(workload: Workload) -> dict[str, Any]:
 # W6 and W7: a service and its clients
 
 
-async def watchers(workload: Workload) -> dict[str, Any]:
+async def watchers(workload: Workload, batched: bool) -> dict[str, Any]:
     """W6: 100 WebSocket clients follow one W1 execution from its start.
 
-    The execution's first step waits until every client is connected, so that
-    the clients see its events live rather than read them back from the table.
+    The execution's first step waits until every client has its first event,
+    so that the clients see the rest live rather than read them from the table.
+    ``batched``: the clients ask for arrays of the events ready at once.
     """
     gates = Path(tempfile.mkdtemp(prefix="px-bench-gates-"))
     async with Service({"PX_BENCH_GATES": str(gates)}) as service:
@@ -195,7 +196,10 @@ async def watchers(workload: Workload) -> dict[str, Any]:
             execution_id = response.json()["id"]
             connected = asyncio.Semaphore(0)
             watching = asyncio.gather(
-                *(service.received(execution_id, connected) for _ in range(WATCHERS))
+                *(
+                    service.received(execution_id, connected, batched)
+                    for _ in range(WATCHERS)
+                )
             )
             for _ in range(WATCHERS):
                 await connected.acquire()
@@ -310,15 +314,21 @@ class Service:
                 yield json.loads(message)
 
     async def received(
-        self, execution_id: str, connected: asyncio.Semaphore
+        self, execution_id: str, connected: asyncio.Semaphore, batched: bool
     ) -> tuple[list[tuple[dict, float]], float]:
         """Every event with the time it arrived, and when the stream opened."""
         url = self.base_url.replace("http", "ws", 1)
         stream = f"{url}/executions/{execution_id}/stream?after_seq=0"
+        stream += "&batch=true" if batched else ""
+        events: list[tuple[dict, float]] = []
         async with websockets.connect(stream, max_size=None) as socket_:
             opened = time.time()
-            connected.release()
-            events = [(json.loads(message), time.time()) async for message in socket_]
+            async for message in socket_:
+                at, decoded = time.time(), json.loads(message)
+                if not events:  # the service is following the execution now
+                    connected.release()
+                for event in decoded if batched else [decoded]:
+                    events.append((event, at))
         return events, opened
 
     def peak_rss_mb(self) -> float:
@@ -366,7 +376,7 @@ def run_one(workload_id: str, system: str) -> None:
     if workload_id == "W7":  # not a graph: submits of the implement task
         result = asyncio.run(dry_runs())
     elif workload_id == "W6":  # watchers of a W1 execution
-        result = asyncio.run(watchers(load()["W1"]))
+        result = asyncio.run(watchers(load()["W1"], system == "http-batched"))
     else:
         result = asyncio.run(measure(load()[workload_id], system))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -387,7 +397,9 @@ def main() -> None:
 
     for workload_id in options.workloads:
         systems = options.systems.split(",")
-        if workload_id in SERVICE_WORKLOADS:
+        if workload_id == "W6":
+            systems = ["http", "http-batched"]
+        elif workload_id in SERVICE_WORKLOADS:
             systems = ["http"]
         for system in systems:
             subprocess.run(

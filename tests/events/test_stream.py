@@ -1,12 +1,15 @@
 import asyncio
+import contextlib
 import json
+from collections.abc import Callable
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from app.settings import Settings
 from tests.api.test_executions import scripted, step
-from tests.conftest import Service
+from tests.conftest import Service, start_service
 
 
 async def read_all(url: str, limit: int | None = None) -> tuple[list[dict], int | None]:
@@ -124,3 +127,56 @@ class TestStreamEnds:
         url = f"{service.ws_url}/executions/{'x' * 500}/stream"
         events, code = await read_all(url)
         assert (events, code) == ([], 4404)
+
+
+async def read_batches(url: str) -> tuple[list[list[dict]], int | None]:
+    """The messages of a stream with batch=true, each a list, and the close code."""
+    messages: list[list[dict]] = []
+    async with connect(url) as websocket:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in websocket:
+                messages.append(json.loads(message))
+        return messages, websocket.close_code
+
+
+class TestBatchedStream:
+    async def test_watchers_get_every_event_once_in_order_in_arrays(
+        self, service: Service
+    ) -> None:
+        created = await service.submit("x", **chatty())
+        stream = f"{service.ws_url}/executions/{created['id']}/stream"
+        batched, (plain, plain_code) = await asyncio.gather(
+            asyncio.gather(*[read_batches(f"{stream}?batch=true") for _ in range(5)]),
+            read_all(stream),
+        )
+        assert plain_code == 1000
+        for messages, code in batched:
+            assert code == 1000
+            assert all(isinstance(m, list) and m for m in messages)
+            # the same events, once each and in order, as one event per message
+            assert [event for m in messages for event in m] == plain
+        assert plain[-1]["type"] == "execution.finished"
+
+    async def test_a_message_holds_at_most_the_settings_events(
+        self, make_settings: Callable[..., Settings]
+    ) -> None:
+        async with start_service(make_settings(stream_batch_events=3)) as service:
+            execution = await service.run("Fix bug in node X")
+            url = (
+                f"{service.ws_url}/executions/{execution['id']}/stream"
+                "?after_seq=0&batch=1"
+            )
+            messages, code = await asyncio.wait_for(read_batches(url), timeout=30)
+        assert code == 1000
+        assert max(len(m) for m in messages) == 3
+        seqs = [event["seq"] for m in messages for event in m]
+        assert seqs == list(range(1, execution["last_seq"] + 1))
+
+    @pytest.mark.parametrize("batch", ["yes", "2", ""])
+    async def test_a_bad_batch_is_refused_with_4400(
+        self, service: Service, batch: str
+    ) -> None:
+        created = await service.submit("x", config={"dry_run": True})
+        url = f"{service.ws_url}/executions/{created['id']}/stream?batch={batch}"
+        events, code = await read_all(url)
+        assert (events, code) == ([], 4400)
