@@ -74,7 +74,7 @@ class ChangeEvent:
     """An event of a change; its ``seq`` is taken when the change is written."""
 
     execution_id: str
-    type: str
+    type: EventType
     step_id: str | None
     data: dict[str, Any]
     created_at: datetime
@@ -84,7 +84,7 @@ class ChangeEvent:
         return {
             "execution_id": self.execution_id,
             "seq": self.seq,
-            "type": self.type,
+            "type": self.type.value,
             "step_id": self.step_id,
             "data": self.data,
             "created_at": self.created_at,
@@ -125,7 +125,7 @@ class Change:
         self, type: EventType, step_id: str | None = None, **data: Any
     ) -> None:
         """Append an event, fenced by the owner's lease if the change has one."""
-        event = ChangeEvent(self.execution_id, type.value, step_id, data, utcnow())
+        event = ChangeEvent(self.execution_id, type, step_id, data, utcnow())
         self.events.append(event)
         if self._session is not None:
             claim = claim_seqs(self.execution_id, self.owner, 1)
@@ -266,8 +266,8 @@ class Recorder:
         batches = self.database.batches
         if batches is None:
             await shielded(self._write(change))
-        else:
-            await shielded(batches.write(change))
+        else:  # queued at once: a cancel of the caller leaves it in its batch
+            await batches.write(change)
 
     async def _write(self, change: Change) -> None:
         await self.database.write(partial(self._carry_out, change))

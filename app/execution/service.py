@@ -4,7 +4,9 @@ import asyncio
 import logging
 import time
 import uuid
+from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import (
@@ -143,8 +145,8 @@ class ExecutionService:
                 execution.owner = self.executor.owner
                 execution.lease_expires_at = self.executor.leases.expiry()
             session.add(execution)
-            session.add_all(_step_rows(execution_id, plan))
             await session.flush()
+            await session.execute(insert(PlanStepRow), _step_rows(execution_id, plan))
             if idempotency_key is not None:
                 await idempotency.store(
                     session,
@@ -388,9 +390,10 @@ def _execution_row(
     )
 
 
-def _step_rows(execution_id: str, plan: Plan) -> list[PlanStepRow]:
+def _step_rows(execution_id: str, plan: Plan) -> list[dict[str, Any]]:
+    """The plan's steps as rows, inserted together (a plan may have thousands)."""
     return [
-        PlanStepRow(
+        dict(
             execution_id=execution_id,
             step_id=step.id,
             position=position,

@@ -116,8 +116,14 @@ class SqliteBatches:
         self._queue.append((item, future))
         if self._writing is None or self._writing.done():
             self._writing = asyncio.create_task(self._write_queued())
-        # a caller cancelled meanwhile does not take its change out of the batch
-        await asyncio.shield(future)
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # the change stays in its batch: the cancel is passed on once it is
+            # written (asyncio.wait, unlike await, leaves the future alone)
+            if not future.done():
+                await asyncio.wait([future])
+            raise
 
     async def close(self) -> None:
         if self._writing is not None:

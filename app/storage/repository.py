@@ -230,7 +230,7 @@ def claim_seqs(
 
 def step_status(execution_id: str, step_id: str, target: str) -> Write:
     """Move a step to ``target`` from a status the transitions allow."""
-    sources = _sources(STEP_TRANSITIONS, target)
+    sources = _STEP_SOURCES[target]
     values = {"b_execution": execution_id, "b_step": step_id, "b_target": target}
     values |= _from(sources)
     return Write(_STEP_STATUS, values, _refusal(f"step {step_id}", sources, target))
@@ -241,7 +241,7 @@ def add_run(**values: Any) -> Write:
 
 
 def finish_run(run_id: str, target: str, **fields: Any) -> Write:
-    sources = _sources(RUN_TRANSITIONS, target)
+    sources = _RUN_SOURCES[target]
     values = {"b_run": run_id, "status": target} | _from(sources)
     # a running run's other columns are empty: None leaves one as it is
     values |= {name: value for name, value in fields.items() if value is not None}
@@ -269,10 +269,18 @@ _PUT_STATE = {
 }
 
 
-def _sources(table: dict[str, frozenset[str]], target: str) -> list[str]:
-    sources = sorted(source for source, targets in table.items() if target in targets)
-    assert 1 <= len(sources) <= 2, (target, sources)  # the statements take two
+def _sources_of(table: dict[str, frozenset[str]]) -> dict[str, list[str]]:
+    """For each status, the statuses a transition to it may come from."""
+    sources: dict[str, list[str]] = {}
+    for source, targets in sorted(table.items()):
+        for target in targets:
+            sources.setdefault(target, []).append(source)
+    assert all(len(s) <= 2 for s in sources.values())  # the statements take two
     return sources
+
+
+_STEP_SOURCES = _sources_of(STEP_TRANSITIONS)
+_RUN_SOURCES = _sources_of(RUN_TRANSITIONS)
 
 
 def _from(sources: list[str]) -> dict[str, str]:

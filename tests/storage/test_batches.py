@@ -188,9 +188,12 @@ async def test_a_lost_lease_fails_only_that_executions_change(
     assert untouched["runs"] == [] and untouched["events"] == []
 
 
-async def test_events_are_published_once_committed_in_seq_order(
+async def test_events_are_published_once_committed_each_once(
     database: Database,
 ) -> None:
+    """On SQLite in seq order too; on PostgreSQL, where concurrent changes are
+    transactions of their own, watchers fill what comes out of order from the
+    table."""
     broker = Broker()
     recorder = Recorder(database, broker)
     execution_id = await execution(database, 200)
@@ -209,10 +212,12 @@ async def test_events_are_published_once_committed_in_seq_order(
         await asyncio.gather(*writes, return_exceptions=True)
         published = [queue.get_nowait() for _ in range(queue.qsize())]
 
-    assert [event.seq for event in published] == list(range(1, 200))
     assert refused_step not in {event.step_id for event in published}
     stored_events = (await stored(database, execution_id))["events"]
-    assert [(event.seq, event.step_id) for event in published] == stored_events
+    assert len(stored_events) == 199
+    assert sorted((e.seq, e.step_id) for e in published) == stored_events
+    if database.batches is not None:
+        assert [(e.seq, e.step_id) for e in published] == stored_events
 
 
 async def test_a_cancelled_writer_still_has_its_change_written(
