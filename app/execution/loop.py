@@ -219,6 +219,7 @@ class ExecutionLoop:
         self.state = SharedState(self.config.state_merge, order)
         self.seen: dict[str, dict[str, int]] = {}  # each run's snapshot versions
         self._spent: str | None = None  # why the budget stops new starts
+        self._given_up_to_budget: set[str] = set()  # steps it ended in a retry wait
         self._budget_spent_event = asyncio.Event()
         self.used = Usage()  # the usage of the runs so far, kept as they end
         self.attempts = {step.id: 0 for step in self.steps}
@@ -387,7 +388,9 @@ class ExecutionLoop:
             self.ready.succeeded(step_id)
             return
 
-        if self.config.fail_fast:
+        # a step the budget gave up on did not fail of itself: fail_fast does
+        # not cut the running steps off for it, the budget lets them finish
+        if self.config.fail_fast and step_id not in self._given_up_to_budget:
             self.stop(ExecutionStatus.failed, f"step {step_id} {status.value}")
             return
         downstream = self.ready.did_not_succeed(step_id)
@@ -860,6 +863,8 @@ class ExecutionLoop:
         """End a step that was waiting for its next attempt when the loop stopped."""
         status, error = self.last_error.get(step.id, (StepStatus.failed, "failed"))
         reason = self._stop.reason if self._stop else (self._spent or "stopped")
+        if self._stop is None and self._spent is not None:
+            self._given_up_to_budget.add(step.id)
         async with self.change() as change:
             await change.set_step_status(step.id, status)
             await change.event(

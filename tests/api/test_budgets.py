@@ -212,3 +212,39 @@ class TestBudgets:
 
         assert response.status_code == 422
         assert "budget" in response.text
+
+
+class TestBudgetsWithFailFast:
+    async def test_a_step_given_up_for_the_budget_lets_running_steps_finish(
+        self, service: Service, tmp_path: Path
+    ) -> None:
+        """fail_fast (the default) is for steps that fail, not for the budget."""
+        costly_gate, slow_gate = tmp_path / "costly", tmp_path / "slow"
+        body = scripted(
+            step("flaky", exit=3),  # fails, then waits 30 s for its next attempt
+            step("costly", wait_for_file=str(costly_gate), usage=USED),
+            step("slow", wait_for_file=str(slow_gate)),
+            step("after", ["costly"]),
+            budget={"max_tokens": 500},
+            retry={"max_attempts": 3, "retry_on": ["failed"], "backoff_s": 30},
+        )
+
+        created = await service.submit("Build", **body)
+        await wait_for_event(service, created["id"], "step.retrying")
+        costly_gate.touch()
+        await wait_for_event(service, created["id"], "execution.budget_exceeded")
+        slow_gate.touch()
+        execution = await service.wait_finished(created["id"])
+
+        assert execution["status"] == "partial"
+        assert execution["reason"] == "budget exceeded: 600 tokens used of 500"
+        runs = await runs_by_step(service, execution["id"])
+        assert runs["slow"]["status"] == "succeeded"
+        assert runs["costly"]["status"] == "succeeded"
+        assert "after" not in runs
+        events = await all_events(service, execution["id"])
+        [flaky_end] = [
+            e for e in events if e["step_id"] == "flaky" and e["type"] == "step.failed"
+        ]
+        assert "no further attempt: budget exceeded" in flaky_end["data"]["error"]
+        assert not [e for e in events if e["type"] == "step.cancelled"]
