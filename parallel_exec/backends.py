@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 Model = TypeVar("Model", bound=BaseModel)
 RUNS = TypeAdapter(list[RunRead])
+_EVENT_BATCH = TypeAdapter(list[EventRead])  # a message of a batch=true stream
 # WebSocket close codes of the service (see app/events/stream.py)
 _CLOSE_REFUSALS = {
     4400: (422, "invalid_request"),
@@ -301,16 +302,19 @@ class RemoteBackend:
                     max_size=None,
                 ) as connection:
                     async for message in connection:
-                        event = EventRead.model_validate_json(message)
-                        if event.seq <= last:
+                        batch = _EVENT_BATCH.validate_json(message)
+                        if batch[-1].seq <= last:
                             continue
-                        if event.seq > last + 1:
+                        if batch[0].seq > last + 1:
                             break  # a gap: read again from the last seq yielded
-                        last = event.seq
                         failing_since, delay_s = None, 0.05
-                        yield event
-                        if event.is_final:
-                            return
+                        for event in batch:
+                            if event.seq <= last:
+                                continue
+                            last = event.seq
+                            yield event
+                            if event.is_final:
+                                return
                     if connection.close_code == CLOSE_NORMAL:
                         return  # the execution has finished; nothing was left
                     _refusal(connection.close_code, connection.close_reason)
@@ -333,7 +337,8 @@ class RemoteBackend:
     def _stream_url(self, execution_id: str, after_seq: int) -> str:
         scheme, rest = self.base_url.split("://", 1)
         ws_scheme = "wss" if scheme == "https" else "ws"
-        path = f"/executions/{execution_id}/stream?after_seq={after_seq}"
+        # batch=true: the events ready at once come in one message
+        path = f"/executions/{execution_id}/stream?after_seq={after_seq}&batch=true"
         return f"{ws_scheme}://{rest}{path}"
 
     async def _send(
