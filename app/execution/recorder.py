@@ -182,9 +182,8 @@ class Change:
         claims: dict[tuple[str, str | None], list[Change]] = {}
         for change in changes:
             if change.events or change.owner is not None:
-                claims.setdefault((change.execution_id, change.owner), []).append(
-                    change
-                )
+                key = (change.execution_id, change.owner)
+                claims.setdefault(key, []).append(change)
         next_seq = {}
         for key, claiming in claims.items():
             count = sum(len(change.events) for change in claiming)

@@ -141,7 +141,11 @@ class SqliteBatches:
                     failures = await loop.run_in_executor(
                         self._thread, self._write_batch, items
                     )
-                except BaseException as error:  # the commit itself failed
+                except asyncio.CancelledError:  # the loop is closing: none waits
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as error:  # the commit itself failed
                     failures = [error] * len(batch)
                 # told under the lock, so in commit order
                 for (item, future), failure in zip(batch, failures, strict=True):
@@ -190,8 +194,7 @@ class SqliteFileLock:
 
     def __init__(self, url: str) -> None:
         database = make_url(url).database
-        in_file = database and database != ":memory:"
-        self.path = Path(database).resolve() if in_file else None
+        self.path = Path(database).resolve() if database and _in_file(url) else None
         self._file: Any = None
 
     def acquire(self) -> None:
@@ -270,7 +273,7 @@ def _create_engine(
         )
 
     database = make_url(url).database
-    if database and database != ":memory:":
+    if database and _in_file(url):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _configure_sqlite)

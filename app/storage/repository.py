@@ -99,6 +99,7 @@ class ExecutionRepository:
             select(PlanStepRow)
             .where(PlanStepRow.execution_id == execution_id)
             .order_by(PlanStepRow.position)
+            # rows a change's statements wrote since they were loaded: read again
             .execution_options(populate_existing=True)
         )
         return rows.all()
@@ -108,6 +109,7 @@ class ExecutionRepository:
             select(RunRow)
             .where(RunRow.execution_id == execution_id)
             .order_by(RunRow.started_at, RunRow.step_id)
+            # rows a change's statements wrote since they were loaded: read again
             .execution_options(populate_existing=True)
         )
         return rows.all()
@@ -161,16 +163,25 @@ class ExecutionRepository:
 
 @dataclass(frozen=True)
 class Write:
-    """One statement of a change; ``refused`` is raised unless it changed one row."""
+    """One statement of a change; a ``transition`` must change exactly one row.
+
+    ``transition`` is what, from which statuses, to which: IllegalTransition
+    names them when the row was not in one of those statuses.
+    """
 
     statement: Executable
     values: dict[str, Any]
-    refused: Exception | None = None
+    transition: tuple[str, list[str], str] | None = None
     inserts: bool = False  # a new row, which later writes may change
 
     def check(self, result: Result[Any]) -> None:
-        if self.refused is not None and result.rowcount != 1:  # type: ignore[attr-defined]
-            raise self.refused
+        if self.transition is not None and result.rowcount != 1:  # type: ignore[attr-defined]
+            raise self.refused()
+
+    def refused(self) -> IllegalTransition:
+        assert self.transition is not None
+        what, sources, target = self.transition
+        return IllegalTransition(what, f"not {' or '.join(sources)}", target)
 
     @property
     def shape(self) -> tuple[int, tuple[str, ...]]:
@@ -182,8 +193,8 @@ def write_many(connection: Connection, writes: list[Write]) -> None:
     """Carry out writes of one shape together; raise if any was refused."""
     first = writes[0]
     result = connection.execute(first.statement, [write.values for write in writes])
-    if first.refused is not None and result.rowcount != len(writes):
-        raise first.refused  # one of them was: the caller finds out which
+    if first.transition is not None and result.rowcount != len(writes):
+        raise first.refused()  # one of them was: the caller finds out which
 
 
 _executions = ExecutionRow.__table__
@@ -233,7 +244,7 @@ def step_status(execution_id: str, step_id: str, target: str) -> Write:
     sources = _STEP_SOURCES[target]
     values = {"b_execution": execution_id, "b_step": step_id, "b_target": target}
     values |= _from(sources)
-    return Write(_STEP_STATUS, values, _refusal(f"step {step_id}", sources, target))
+    return Write(_STEP_STATUS, values, (f"step {step_id}", sources, target))
 
 
 def add_run(**values: Any) -> Write:
@@ -245,7 +256,7 @@ def finish_run(run_id: str, target: str, **fields: Any) -> Write:
     values = {"b_run": run_id, "status": target} | _from(sources)
     # a running run's other columns are empty: None leaves one as it is
     values |= {name: value for name, value in fields.items() if value is not None}
-    return Write(_FINISH_RUN, values, _refusal(f"run {run_id}", sources, target))
+    return Write(_FINISH_RUN, values, (f"run {run_id}", sources, target))
 
 
 def put_state(dialect: str, execution_id: str, key: str, **fields: Any) -> Write:
@@ -286,7 +297,3 @@ _RUN_SOURCES = _sources_of(RUN_TRANSITIONS)
 def _from(sources: list[str]) -> dict[str, str]:
     """The statuses a write may move from, as the statements' two parameters."""
     return {"b_from": sources[0], "b_or_from": sources[-1]}
-
-
-def _refusal(what: str, sources: list[str], target: str) -> IllegalTransition:
-    return IllegalTransition(what, f"not {' or '.join(sources)}", target)
