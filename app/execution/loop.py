@@ -456,7 +456,7 @@ class ExecutionLoop:
                 return self.statuses[step.id], 0.0
             attempt = self.attempts[step.id] + 1
             run_id = attempt_id(self.execution_id, step.id, attempt)
-            await shielded(self._record_step_started(step, run_id, attempt))
+            await self._record_step_started(step, run_id, attempt)
             return await self._carry_out(step, run_id, attempt)
 
     async def _cancelled(self, step: PlannedStep) -> None:
@@ -701,9 +701,17 @@ class ExecutionLoop:
     async def _record_step_started(
         self, step: PlannedStep, run_id: str, attempt: int
     ) -> None:
+        """Record a run's start; the agent runs only once it is stored.
+
+        The loop counts the step running before the change is written: a cancel
+        that lands during the write then records the run's end behind it.
+        """
         runner_kind = self.registry.get(self.config.profile).spec_for(step.agent).kind
         first_of_phase = self.phases.start(step.id)
         started_at, started = utcnow(), time.monotonic()  # one instant, two clocks
+        self.statuses[step.id] = StepStatus.running
+        self.attempts[step.id] = attempt
+        self.started_at[step.id] = started
         async with self.change() as change:
             if first_of_phase is not None:
                 await change.event(EventType.phase_started, phase=first_of_phase)
@@ -726,9 +734,6 @@ class ExecutionLoop:
                 runner=runner_kind,
                 phase=step.phase,
             )
-        self.statuses[step.id] = StepStatus.running
-        self.attempts[step.id] = attempt
-        self.started_at[step.id] = started
         logger.info("step.started", extra={"attempt": attempt})
 
     async def _record_run_end(

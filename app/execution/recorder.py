@@ -58,8 +58,11 @@ async def shielded(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def event_read(row: Any) -> EventRead:
-    """The event for readers, of a stored row or of a change's event."""
-    return EventRead(
+    """The event for readers, of a stored row or of a change's event.
+
+    Built without validation: both come from our own code or our own table.
+    """
+    return EventRead.model_construct(
         execution_id=row.execution_id,
         seq=row.seq,
         type=EventType(row.type),
