@@ -132,7 +132,9 @@ HTTP_ERROR_CODES = {
 async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     if error.status_code == 400 and error.detail == BODY_UNREADABLE:
-        invalid = InvalidRequest.on_field("body", "not valid UTF-8 JSON")
+        # FastAPI does not say which: bad UTF-8, or JSON too deep to decode
+        problem = "not valid UTF-8 JSON, or nested too deeply"
+        invalid = InvalidRequest.on_field("body", problem)
         return JSONResponse(invalid.body(), status_code=invalid.status_code)
     if isinstance(error.detail, dict) and "error" in error.detail:
         return JSONResponse(error.detail, status_code=error.status_code)

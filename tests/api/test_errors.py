@@ -247,6 +247,18 @@ class TestBodyProblems:
         assert 400 <= response.status_code < 500
         assert response.json()["error"]["code"] in {"bad_request", "invalid_request"}
 
+    async def test_a_body_nested_too_deeply_says_so(self, service: Service) -> None:
+        depth = 100_000
+        response = await service.client.post(
+            "/executions",
+            content=b'{"task": "t", "config": ' + b"[" * depth + b"]" * depth + b"}",
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422
+        problem = response.json()["error"]["details"]["errors"][0]
+        assert problem["field"] == "body"
+        assert "nested too deeply" in problem["problem"]
+
     async def test_a_limit_refusal_names_its_field(self, service: Service) -> None:
         limit = service.app.state.settings.step_timeout_max_seconds
         body = {"task": "t", "config": {"step_timeout_s": limit + 1}}
