@@ -87,6 +87,15 @@ class Settings(BaseSettings):
         le=100_000,
         description="The most events in one message of a stream with batch=true.",
     )
+    stream_batch_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description=(
+            "The most bytes in one message of a stream with batch=true, unless "
+            "one event alone is larger: under the 1 MiB most clients take."
+        ),
+    )
     live_buffer_events: int = Field(
         default=20_000,
         ge=1,

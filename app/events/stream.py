@@ -7,8 +7,9 @@ asked for, and after that the live events: one already sent is dropped, and a ga
 stream closes normally (1000) after ``execution.finished``.
 
 Each message is one event; with ``batch=true`` each is a JSON array of the events
-ready at once, up to ``stream_batch_events`` of them, which costs a watcher of a
-burst (a thousand steps starting together) a few messages instead of thousands.
+ready at once, up to ``stream_batch_events`` of them and ``stream_batch_bytes``
+(one event larger than that goes alone), which costs a watcher of a burst (a
+thousand steps starting together) a few messages instead of thousands.
 
 Close codes: 4400 bad ``after_seq`` (not a number, or past the last event) or
 ``batch`` (not true or false), 4401
@@ -18,7 +19,7 @@ missing API key, 4404 unknown execution, 1001 or 1012 the service is going away
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -133,7 +134,10 @@ async def stream_events(websocket: WebSocket, execution_id: str) -> None:
         execution_id,
         after_seq,
     )
-    sending = asyncio.ensure_future(_send_all(websocket, events, as_arrays))
+    max_bytes = websocket_service(websocket).settings.stream_batch_bytes
+    sending = asyncio.ensure_future(
+        _send_all(websocket, events, max_bytes if as_arrays else None)
+    )
     left = asyncio.ensure_future(_client_left(websocket))
     try:
         await asyncio.wait({sending, left}, return_when=asyncio.FIRST_COMPLETED)
@@ -160,14 +164,32 @@ async def stream_events(websocket: WebSocket, execution_id: str) -> None:
 
 
 async def _send_all(
-    websocket: WebSocket, batches: AsyncIterator[list[EventRead]], as_arrays: bool
+    websocket: WebSocket,
+    batches: AsyncIterator[list[EventRead]],
+    array_bytes: int | None,
 ) -> None:
+    """Each event as a message, or, given ``array_bytes``, arrays up to that size."""
     async for batch in batches:
-        if as_arrays:
-            await websocket.send_text(f"[{','.join(event.wire for event in batch)}]")
+        if array_bytes is None:
+            for event in batch:
+                await websocket.send_text(event.wire)
             continue
-        for event in batch:
-            await websocket.send_text(event.wire)
+        for part in _parts(batch, array_bytes):
+            await websocket.send_text(f"[{','.join(event.wire for event in part)}]")
+
+
+def _parts(batch: list[EventRead], max_bytes: int) -> Iterator[list[EventRead]]:
+    """The batch in runs whose JSON array fits in max_bytes (or of one event)."""
+    part: list[EventRead] = []
+    size = 2  # the brackets
+    for event in batch:
+        if part and size + event.wire_bytes + 1 > max_bytes:
+            yield part
+            part, size = [], 2
+        part.append(event)
+        size += event.wire_bytes + 1  # and its comma
+    if part:
+        yield part
 
 
 async def _client_left(websocket: WebSocket) -> None:

@@ -48,3 +48,7 @@ class EventRead(BaseModel):
     def wire(self) -> str:
         """The event as JSON, made once however many watchers send it."""
         return self.model_dump_json()
+
+    @cached_property
+    def wire_bytes(self) -> int:
+        return len(self.wire.encode())

@@ -180,3 +180,32 @@ class TestBatchedStream:
         url = f"{service.ws_url}/executions/{created['id']}/stream?batch={batch}"
         events, code = await read_all(url)
         assert (events, code) == ([], 4400)
+
+    async def test_a_message_stays_under_the_byte_limit(
+        self, make_settings: Callable[..., Settings]
+    ) -> None:
+        """So that a client with a 1 MiB message limit can read any execution."""
+        settings = make_settings(stream_batch_bytes=1024)
+        async with start_service(settings) as service:
+            created = await service.submit("x", **chatty(40))
+            stream = f"{service.ws_url}/executions/{created['id']}/stream"
+            (messages, code), (plain, _) = await asyncio.gather(
+                read_raw(f"{stream}?batch=true"), read_all(stream)
+            )
+        assert code == 1000
+        decoded = [json.loads(message) for message in messages]
+        assert [event for m in decoded for event in m] == plain
+        for raw, events in zip(messages, decoded, strict=True):
+            assert len(raw.encode()) <= 1024 or len(events) == 1
+        assert max(len(events) for events in decoded) > 1
+
+
+async def read_raw(url: str) -> tuple[list[str], int | None]:
+    """The text of each message until the server closes, and the close code."""
+    messages: list[str] = []
+    async with connect(url) as websocket:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in websocket:
+                assert isinstance(message, str)
+                messages.append(message)
+        return messages, websocket.close_code
