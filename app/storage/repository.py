@@ -175,7 +175,8 @@ class Write:
     inserts: bool = False  # a new row, which later writes may change
 
     def check(self, result: Result[Any]) -> None:
-        if self.transition is not None and result.rowcount != 1:  # type: ignore[attr-defined]
+        changed = result.rowcount  # type: ignore[attr-defined]
+        if self.transition is not None and changed != 1:
             raise self.refused()
 
     def refused(self) -> IllegalTransition:

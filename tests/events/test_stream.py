@@ -131,12 +131,8 @@ class TestStreamEnds:
 
 async def read_batches(url: str) -> tuple[list[list[dict]], int | None]:
     """The messages of a stream with batch=true, each a list, and the close code."""
-    messages: list[list[dict]] = []
-    async with connect(url) as websocket:
-        with contextlib.suppress(ConnectionClosed):
-            async for message in websocket:
-                messages.append(json.loads(message))
-        return messages, websocket.close_code
+    messages, code = await read_raw(url)
+    return [json.loads(message) for message in messages], code
 
 
 class TestBatchedStream:
