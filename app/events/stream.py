@@ -98,7 +98,7 @@ async def follow_event_batches(
                 if event is None or event.seq > last + 1:
                     reread = True
                     break
-                if event.seq == last + 1:  # an older one was sent already
+                if event.seq == last + 1:  # one at or below last was sent already
                     batch.append(event)
                     last = event.seq
                     if event.is_final or len(batch) == most:
